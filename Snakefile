@@ -1,0 +1,23 @@
+# BERT pretraining, FinBERT style: corpus -> shards -> vocabulary -> records
+# -> phase 1 segments -> phase 2 segments -> evaluation.
+# `snakemake -n` shows the whole plan; README.md explains how to run it.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+include: "rules/vocab.smk"
+include: "rules/records.smk"
+include: "rules/pretrain.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

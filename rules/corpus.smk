@@ -1,0 +1,22 @@
+# Raw text -> deterministic shards of whole documents, plus a held-out split.
+
+
+rule shard_corpus:
+    input:
+        corpus_files(config),
+    output:
+        shards=expand("{results}/corpus/{shard}.txt", results=RESULTS, shard=SHARDS),
+        heldout=f"{RESULTS}/corpus/heldout.txt",
+    params:
+        num_shards=config["corpus"]["num_shards"],
+        heldout_fraction=config["corpus"]["heldout_fraction"],
+        seed=config["corpus"]["seed"],
+        output_dir=f"{RESULTS}/corpus",
+    log:
+        f"{LOGS}/shard_corpus.log",
+    benchmark:
+        f"{BENCHMARKS}/shard_corpus.tsv"
+    shell:
+        "{PYTHON} {SCRIPTS}/shard_corpus.py --input {input:q}"
+        " --num-shards {params.num_shards} --heldout-fraction {params.heldout_fraction}"
+        " --seed {params.seed} --output-dir {params.output_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,86 @@
+# Training segments: one rule per phase, one job per segment. A segment's
+# input is the previous segment's final checkpoint, its output its own final
+# checkpoint, so the DAG is the training plan. Intermediate checkpoints are
+# not declared outputs: Snakemake never deletes them, and a rerun of a failed
+# segment resumes from the newest one. Final checkpoints are protected:
+# Snakemake refuses to overwrite them instead of retraining weeks of work.
+from bert_pretraining.plan import find_segment, previous_segment
+
+
+def segment_inputs_for(phase_name):
+    def segment_inputs(wildcards):
+        segment = find_segment(SEGMENTS, phase_name, int(wildcards.step))
+        seq = PHASES_BY_NAME[phase_name]["max_seq_length"]
+        inputs = {
+            "bert_config": f"{RESULTS}/bert_config.json",
+            "sidecar": f"{records_dir(seq)}/records.json",
+            "records": [f"{records_dir(seq)}/{shard}.tfrecord" for shard in SHARDS],
+        }
+        previous = previous_segment(SEGMENTS, segment)
+        if previous is not None:
+            files = checkpoint_files(previous.phase, previous.end_step)
+            inputs["previous_index"] = files["index"]
+            inputs["previous_data"] = files["data"]
+        return inputs
+
+    return segment_inputs
+
+
+def segment_flags_for(phase_name):
+    """run_pretraining.py flags (Google's names where Google has one)."""
+    phase = PHASES_BY_NAME[phase_name]
+    training = config["training"]
+
+    def segment_flags(wildcards, input):
+        segment = find_segment(SEGMENTS, phase_name, int(wildcards.step))
+        init = input.previous_index[: -len(".index")] if "previous_index" in input.keys() else ""
+        flags = {
+            "bert_config_file": input.bert_config,
+            "input_file": f"{records_dir(phase['max_seq_length'])}/shard_*.tfrecord",
+            "records_sidecar": input.sidecar,
+            "output_dir": f"{RESULTS}/{phase_name}",
+            "init_checkpoint": init,
+            "start_step": segment.start_step,
+            "end_step": segment.end_step,
+            "run_last_step": RUN_LAST_STEP,
+            "max_seq_length": phase["max_seq_length"],
+            "max_predictions_per_seq": phase["max_predictions_per_seq"],
+            "train_batch_size": phase["batch_size_per_gpu"],
+            "num_train_steps": phase["num_train_steps"],
+            "num_warmup_steps": phase["num_warmup_steps"],
+            "learning_rate": training["learning_rate"],
+            "scale_learning_rate_by_ranks": training["scale_learning_rate_by_ranks"],
+            "precision": training["precision"],
+            "use_xla": training["use_xla"],
+            "save_checkpoints_steps": training["save_checkpoints_steps"],
+            "keep_checkpoints": training["keep_checkpoints"],
+            "log_every_steps": training["log_every_steps"],
+            "seed": training["seed"],
+            "use_next_sentence_prediction": config["model"]["use_next_sentence_prediction"],
+        }
+        return " ".join(f"--{name}={quoted(value)}" for name, value in flags.items())
+
+    return segment_flags
+
+
+for _phase in PHASES:
+
+    rule:
+        name:
+            f"pretrain_{_phase['name']}"
+        input:
+            unpack(segment_inputs_for(_phase["name"])),
+        output:
+            index=protected(f"{RESULTS}/{_phase['name']}/model.ckpt-{{step}}.index"),
+            data=protected(f"{RESULTS}/{_phase['name']}/model.ckpt-{{step}}.data-00000-of-00001"),
+        wildcard_constraints:
+            step="|".join(str(s.end_step) for s in phase_segments(_phase["name"])),
+        params:
+            flags=segment_flags_for(_phase["name"]),
+        log:
+            f"{LOGS}/{_phase['name']}/segment-{{step}}.log",
+        benchmark:
+            f"{BENCHMARKS}/{_phase['name']}/segment-{{step}}.tsv"
+        threads: workflow.cores
+        shell:
+            "{PYTHON} {SCRIPTS}/run_pretraining.py {params.flags} >> {log:q} 2>&1"

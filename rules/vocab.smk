@@ -1,0 +1,43 @@
+# Training shards -> WordPiece vocabulary (or the user's vocabulary, checked),
+# and the model's bert_config.json, whose vocab_size is the vocabulary's.
+
+
+rule train_vocab:
+    input:
+        given=config["vocabulary"]["file"] or [],
+        shards=expand("{results}/corpus/{shard}.txt", results=RESULTS, shard=SHARDS),
+    output:
+        f"{RESULTS}/vocab.txt",
+    params:
+        source=lambda wildcards, input: (
+            f"--given-vocab {quoted(input.given)}"
+            if config["vocabulary"]["file"]
+            else f"--input {' '.join(quoted(path) for path in input.shards)}"
+        ),
+        size=config["vocabulary"]["size"],
+        min_frequency=config["vocabulary"]["min_frequency"],
+        lower_case="--do-lower-case" if config["vocabulary"]["do_lower_case"] else "",
+    log:
+        f"{LOGS}/train_vocab.log",
+    benchmark:
+        f"{BENCHMARKS}/train_vocab.tsv"
+    shell:
+        "{PYTHON} {SCRIPTS}/train_vocab.py {params.source} --output {output:q}"
+        " --vocab-size {params.size} --min-frequency {params.min_frequency}"
+        " {params.lower_case} > {log:q} 2>&1"
+
+
+rule write_bert_config:
+    input:
+        vocab=f"{RESULTS}/vocab.txt",
+    output:
+        f"{RESULTS}/bert_config.json",
+    params:
+        model=json.dumps({k: v for k, v in config["model"].items() if k != "use_next_sentence_prediction"}),
+    log:
+        f"{LOGS}/write_bert_config.log",
+    benchmark:
+        f"{BENCHMARKS}/write_bert_config.tsv"
+    shell:
+        "{PYTHON} {SCRIPTS}/write_bert_config.py --vocab {input.vocab:q}"
+        " --model {params.model:q} --output {output:q} > {log:q} 2>&1"

@@ -1,0 +1,146 @@
+"""Records -> batches, resumable at an exact batch.
+
+Every rank reads its own record files (file ``i`` goes to rank ``i % ranks``,
+before any shuffling), in epochs. Epoch ``e`` of a rank is a pure function of
+(seed, rank, e): the file order and the record shuffle are seeded with them.
+So the input position is one number, the batches a rank has consumed in this
+phase, and resuming rebuilds the same epoch and skips to that batch (the skip
+reads raw records without parsing them). The reference implementations restart
+the input pipeline from the beginning after a restart; this one continues
+with exactly the next batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import tensorflow as tf
+
+from .errors import RecordsError
+from .tfrecords import feature_spec
+
+SHUFFLE_BUFFER = 10000
+
+
+def parse_spec(max_seq_length: int, max_predictions_per_seq: int) -> dict:
+    """Google's run_pretraining.py feature spec, as tf.io.FixedLenFeature."""
+    dtypes = {"int64": tf.int64, "float32": tf.float32}
+    return {
+        name: tf.io.FixedLenFeature([length], dtypes[dtype])
+        for name, (length, dtype) in feature_spec(max_seq_length, max_predictions_per_seq).items()
+    }
+
+
+def expand_input_files(input_file: str) -> list[str]:
+    """Google's --input_file: comma-separated paths or globs, sorted, each must match."""
+    files: list[str] = []
+    for pattern in input_file.split(","):
+        pattern = pattern.strip()
+        if not pattern:
+            continue
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            raise RecordsError(f"--input_file: {pattern} matches no record file")
+        files.extend(matched)
+    if not files:
+        raise RecordsError("--input_file is empty; expected record files (comma-separated paths or globs)")
+    return files
+
+
+def files_for_rank(files: list[str], rank: int, num_ranks: int) -> list[str]:
+    """Split files over ranks before shuffling, so each rank reads distinct data."""
+    if len(files) < num_ranks:
+        raise RecordsError(
+            f"{len(files)} record files for {num_ranks} ranks; expected at least one file per rank "
+            "(raise corpus.num_shards to a multiple of the number of GPUs)"
+        )
+    return files[rank::num_ranks]
+
+
+def batches_per_epoch(num_records: int, batch_size: int, what: str) -> int:
+    batches = num_records // batch_size
+    if batches == 0:
+        raise RecordsError(
+            f"{what} holds {num_records} records, fewer than one batch of {batch_size}; "
+            "expected more data or a smaller batch_size_per_gpu"
+        )
+    return batches
+
+
+def pretraining_dataset(
+    files: list[str],
+    records_per_file: dict[str, int],
+    *,
+    batch_size: int,
+    max_seq_length: int,
+    max_predictions_per_seq: int,
+    seed: int,
+    start_batch: int = 0,
+    rank: int = 0,
+    num_ranks: int = 1,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
+) -> tf.data.Dataset:
+    """Endless parsed batches for one rank, starting at batch ``start_batch``.
+
+    ``records_per_file`` (from the records sidecar) gives the epoch length
+    without reading the files.
+    """
+    my_files = files_for_rank(files, rank, num_ranks)
+    counts = []
+    for path in my_files:
+        name = os.path.basename(path)
+        if name not in records_per_file:
+            raise RecordsError(f"{path} is not listed in the records sidecar; expected records made by this run")
+        counts.append(records_per_file[name])
+    epoch_batches = batches_per_epoch(sum(counts), batch_size, f"rank {rank}'s share of the records ({len(my_files)} files)")
+    first_epoch, offset = divmod(int(start_batch), epoch_batches)
+    files_tensor = tf.constant(my_files)
+    spec = parse_spec(max_seq_length, max_predictions_per_seq)
+
+    def epoch(epoch_index):
+        epoch_seed = tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(rank, tf.int64) * 7919 + epoch_index
+        order = tf.random.experimental.stateless_shuffle(
+            files_tensor, seed=tf.stack([tf.cast(seed, tf.int64), epoch_seed])
+        )
+        records = tf.data.Dataset.from_tensor_slices(order).interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(4, len(my_files)),
+            block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        records = records.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+        return records.batch(batch_size, drop_remainder=True).take(epoch_batches)
+
+    first = epoch(tf.constant(first_epoch, tf.int64)).skip(offset)
+    rest = tf.data.Dataset.range(first_epoch + 1, 2**62).flat_map(epoch)
+    batches = first.concatenate(rest)
+
+    def parse(serialized):
+        features = tf.io.parse_example(serialized, spec)
+        # int32 as Google's reader does: cheaper on accelerators.
+        return {
+            name: tf.cast(value, tf.int32) if value.dtype == tf.int64 else value
+            for name, value in features.items()
+        }
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2).with_options(options)
+
+
+def evaluation_dataset(
+    files: list[str], *, batch_size: int, max_seq_length: int, max_predictions_per_seq: int
+) -> tf.data.Dataset:
+    """Every record once, in order, the last batch possibly smaller."""
+    spec = parse_spec(max_seq_length, max_predictions_per_seq)
+
+    def parse(serialized):
+        features = tf.io.parse_example(serialized, spec)
+        return {
+            name: tf.cast(value, tf.int32) if value.dtype == tf.int64 else value
+            for name, value in features.items()
+        }
+
+    return tf.data.TFRecordDataset(files).batch(batch_size).map(parse).prefetch(2)

@@ -1,0 +1,94 @@
+"""From run_pretraining.py's flags to a checked SegmentSettings, then train.
+
+Everything that can be checked cheaply is checked here, before TensorFlow
+builds a model: the records' sidecar against the sequence length and
+predictions, the step range, the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .errors import ConfigError, RecordsError
+from .modeling import BertConfig
+from .tfrecords import check_records_sidecar, read_records_sidecar
+
+log = logging.getLogger(__name__)
+
+
+def records_per_file(sidecar: dict) -> dict[str, int]:
+    return {entry["file"]: int(entry["num_instances"]) for entry in sidecar["files"]}
+
+
+def settings_from_args(args):
+    from .inputs import expand_input_files
+    from .training import SegmentSettings
+
+    if args.end_step <= args.start_step:
+        raise ConfigError(f"--end_step {args.end_step} must be after --start_step {args.start_step}")
+    if args.end_step > args.num_train_steps and args.run_last_step < args.end_step:
+        raise ConfigError(f"--run_last_step {args.run_last_step} is before --end_step {args.end_step}")
+    files = expand_input_files(args.input_file)
+    sidecar_path = args.records_sidecar or os.path.join(os.path.dirname(files[0]), "records.json")
+    if not os.path.isfile(sidecar_path):
+        raise RecordsError(
+            f"{sidecar_path} does not exist; expected the records sidecar written with the records "
+            "(pass --records_sidecar)"
+        )
+    check_records_sidecar(
+        sidecar_path, max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq
+    )
+    sidecar = read_records_sidecar(sidecar_path)
+    bert_config = BertConfig.from_json_file(args.bert_config_file)
+    if args.max_seq_length > bert_config.max_position_embeddings:
+        raise ConfigError(
+            f"--max_seq_length {args.max_seq_length} exceeds max_position_embeddings "
+            f"{bert_config.max_position_embeddings} in {args.bert_config_file}"
+        )
+    return SegmentSettings(
+        bert_config=bert_config,
+        input_files=files,
+        records_per_file=records_per_file(sidecar),
+        output_dir=args.output_dir,
+        init_checkpoint=args.init_checkpoint or None,
+        start_step=args.start_step,
+        end_step=args.end_step,
+        run_last_step=args.run_last_step,
+        max_seq_length=args.max_seq_length,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        train_batch_size=args.train_batch_size,
+        num_train_steps=args.num_train_steps,
+        num_warmup_steps=args.num_warmup_steps,
+        learning_rate=args.learning_rate,
+        scale_learning_rate_by_ranks=args.scale_learning_rate_by_ranks,
+        precision=args.precision,
+        use_xla=args.use_xla,
+        save_checkpoints_steps=args.save_checkpoints_steps,
+        keep_checkpoints=args.keep_checkpoints,
+        log_every_steps=args.log_every_steps,
+        seed=args.seed,
+        use_next_sentence_prediction=args.use_next_sentence_prediction,
+    )
+
+
+def run_segment_job(args) -> int:
+    settings = settings_from_args(args)
+    import tensorflow as tf
+
+    from .distributed import create_replica, pin_local_gpu
+    from .training import train_segment
+
+    replica = create_replica("auto")
+    pin_local_gpu(replica.local_rank)
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if settings.precision != "fp32" and not tf.config.list_physical_devices("GPU"):
+        log.warning("precision %s on a machine without a GPU: correct but slow", settings.precision)
+    os.makedirs(settings.output_dir, exist_ok=True)
+    log.info(
+        "TensorFlow %s, rank %d of %d, %s, XLA %s, batch %d per rank",
+        tf.__version__, replica.rank, replica.size, settings.precision, "on" if settings.use_xla else "off",
+        settings.train_batch_size,
+    )
+    return train_segment(settings, replica)

@@ -1,0 +1,286 @@
+"""One training segment: restore, run steps from start_step to end_step, save.
+
+The loop (``train_segment``) fits on a screen; the pieces it uses are below
+it: the training state (everything a checkpoint holds), the compiled step,
+where to start from, and the stop request raised by SLURM's pre-timeout
+signal or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from . import checkpoints
+from .distributed import Replica
+from .errors import CheckpointError
+from .inputs import pretraining_dataset
+from .modeling import BertConfig, BertPretrainer, pretraining_loss
+from .optimization import AdamWeightDecay, DynamicLossScale, clip_by_global_norm
+from .schedule import learning_rate_tensor
+from .training_log import TrainingLog
+
+log = logging.getLogger(__name__)
+
+EXIT_STOPPED = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; rerun to continue
+COMPUTE_DTYPES = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
+
+
+@dataclass
+class SegmentSettings:
+    """What one segment job needs; run_pretraining.py builds it from Google-style flags."""
+
+    bert_config: BertConfig
+    input_files: list[str]
+    records_per_file: dict[str, int]
+    output_dir: str
+    init_checkpoint: str | None
+    start_step: int
+    end_step: int
+    run_last_step: int
+    max_seq_length: int
+    max_predictions_per_seq: int
+    train_batch_size: int
+    num_train_steps: int
+    num_warmup_steps: int
+    learning_rate: float = 1e-4
+    scale_learning_rate_by_ranks: bool = False
+    precision: str = "fp32"
+    use_xla: bool = True
+    save_checkpoints_steps: int = 10000
+    keep_checkpoints: int = 3
+    log_every_steps: int = 100
+    seed: int = 12345
+    use_next_sentence_prediction: bool = True
+
+
+class TrainingState(tf.Module):
+    """Everything a checkpoint holds, by Google-style name.
+
+    Model weights, Adam moments (``<name>/adam_m``, ``<name>/adam_v``), the
+    global step, the loss scale and the input position (batches each rank has
+    consumed in this phase), so that a restart continues exactly.
+    """
+
+    def __init__(self, settings: SegmentSettings):
+        super().__init__(name="training_state")
+        self.model = BertPretrainer(
+            settings.bert_config,
+            use_next_sentence_prediction=settings.use_next_sentence_prediction,
+            seed=settings.seed,
+        )
+        self.optimizer = AdamWeightDecay(self.model.variables_by_name)
+        self.loss_scale = DynamicLossScale() if settings.precision == "fp16" else None
+        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.input_position = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_position")
+        self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+
+    def tensors_by_name(self) -> dict:
+        tensors = dict(self.model.variables_by_name)
+        tensors.update(self.optimizer.slots_by_name)
+        if self.loss_scale is not None:
+            tensors.update(self.loss_scale.variables_by_name)
+        tensors.update(
+            global_step=self.global_step,
+            input_position=self.input_position,
+            skipped_steps=self.skipped_steps,
+        )
+        return tensors
+
+    def save(self, directory: str) -> checkpoints.CheckpointRef:
+        return checkpoints.save_checkpoint(directory, int(self.global_step.numpy()), self.tensors_by_name())
+
+    def restore(self, prefix: str, *, keep_input_position: bool) -> None:
+        """Load a checkpoint; state a checkpoint lacks (loss scale of an fp32 run) keeps its default."""
+        wanted = {
+            name: (tuple(variable.shape), variable.dtype.name)
+            for name, variable in self.tensors_by_name().items()
+            if name not in ("loss_scale", "loss_scale_good_steps", "skipped_steps")
+        }
+        values = checkpoints.read_checkpoint(prefix, wanted)
+        optional = checkpoints.read_optional(prefix, ["loss_scale", "loss_scale_good_steps", "skipped_steps"])
+        values.update({name: value for name, value in optional.items() if name in self.tensors_by_name()})
+        for name, variable in self.tensors_by_name().items():
+            if name in values:
+                variable.assign(values[name])
+        if not keep_input_position:
+            self.input_position.assign(0)
+
+
+def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Replica):
+    """The compiled step: forward, loss, gradients, clipping, Adam, step += 1.
+
+    A step whose gradients are not finite (fp16 overflow) changes no weight and
+    does not advance the global step; it is counted in ``skipped_steps``.
+    """
+    compute_dtype = COMPUTE_DTYPES[settings.precision]
+    variables = list(state.model.variables_by_name.values())
+    base_lr = settings.learning_rate * (replica.size if settings.scale_learning_rate_by_ranks else 1)
+
+    def gradients(features, dropout_seed):
+        with tf.GradientTape() as tape:
+            mlm_logits, nsp_logits = state.model(
+                features["input_ids"], features["input_mask"], features["segment_ids"],
+                features["masked_lm_positions"], training=True, dropout_seed=dropout_seed,
+                compute_dtype=compute_dtype,
+            )
+            loss, metrics = pretraining_loss(
+                mlm_logits, nsp_logits, features["masked_lm_ids"], features["masked_lm_weights"],
+                features["next_sentence_labels"],
+            )
+            scaled_loss = state.loss_scale.scale(loss) if state.loss_scale else loss
+        grads = tape.gradient(scaled_loss, variables)
+        return loss, metrics, grads
+
+    def apply(grads):
+        if state.loss_scale is not None:
+            grads = state.loss_scale.unscale(grads)
+            finite = state.loss_scale.update(grads)
+        else:
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        clipped, grad_norm = clip_by_global_norm(grads, 1.0)
+        lr = learning_rate_tensor(
+            state.global_step, base_learning_rate=base_lr,
+            num_train_steps=settings.num_train_steps, num_warmup_steps=settings.num_warmup_steps,
+        )
+        state.optimizer.apply_gradients(clipped, lr, should_apply=finite)
+        state.global_step.assign_add(tf.cast(finite, tf.int64))
+        state.skipped_steps.assign_add(1 - tf.cast(finite, tf.int64))
+        state.input_position.assign_add(1)
+        return lr, grad_norm, finite
+
+    def step(features, dropout_seed):
+        loss, metrics, grads = gradients(features, dropout_seed)
+        lr, grad_norm, finite = apply(grads)
+        return {"loss": loss, "learning_rate": lr, "grad_norm": grad_norm, "finite": finite, **metrics}
+
+    if replica.size == 1:
+        return tf.function(step, jit_compile=settings.use_xla)
+    # Collectives run between the two compiled halves: XLA does not compile them.
+    compiled_gradients = tf.function(gradients, jit_compile=settings.use_xla)
+    compiled_apply = tf.function(apply, jit_compile=settings.use_xla)
+
+    def distributed_step(features, dropout_seed):
+        loss, metrics, grads = compiled_gradients(features, dropout_seed)
+        lr, grad_norm, finite = compiled_apply(replica.allreduce_gradients(grads))
+        return {"loss": loss, "learning_rate": lr, "grad_norm": grad_norm, "finite": finite, **metrics}
+
+    return distributed_step
+
+
+def choose_start(state: TrainingState, settings: SegmentSettings) -> str:
+    """Restore where this segment should start; return a sentence saying from where.
+
+    1. The newest intact checkpoint of this phase within the segment (a rerun
+       after a failure, a timeout or a kill resumes there, input position too).
+    2. Else ``init_checkpoint``: the previous segment's final checkpoint; from
+       the previous phase, the input position restarts at 0 (new records).
+    3. Else, for the run's first segment, fresh weights.
+    """
+    own = checkpoints.newest_valid_checkpoint(
+        settings.output_dir, min_step=settings.start_step, max_step=settings.end_step
+    )
+    if own is not None:
+        state.restore(own.prefix, keep_input_position=True)
+        return f"resuming from {own.prefix} (step {own.step})"
+    if settings.init_checkpoint:
+        prefix = checkpoints.normalize_prefix(settings.init_checkpoint)
+        same_phase = os.path.realpath(os.path.dirname(prefix)) == os.path.realpath(settings.output_dir)
+        if checkpoints.verify_checkpoint(prefix):
+            # The final checkpoint may have lost its declared files: use its link.
+            linked = checkpoints.newest_valid_checkpoint(
+                os.path.dirname(prefix), min_step=checkpoints.step_of(prefix), max_step=checkpoints.step_of(prefix)
+            )
+            if linked is None:
+                problems = "; ".join(checkpoints.verify_checkpoint(prefix))
+                raise CheckpointError(f"--init_checkpoint {prefix} cannot be used: {problems}")
+            prefix = linked.prefix
+        state.restore(prefix, keep_input_position=same_phase)
+        return f"initialised from {prefix}"
+    if settings.start_step == 0:
+        return "starting from freshly initialised weights"
+    raise CheckpointError(
+        f"segment {settings.start_step}-{settings.end_step}: no checkpoint in {settings.output_dir} "
+        "and no --init_checkpoint; expected the previous segment's final checkpoint"
+    )
+
+
+class StopRequest:
+    """Set by SIGTERM, SIGINT or SIGUSR1 (SLURM's --signal before the time limit)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+    def __init__(self):
+        self.signal_name = None
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, _frame):
+        self.signal_name = signal.Signals(signum).name
+
+    def __bool__(self):
+        return self.signal_name is not None
+
+
+def train_segment(settings: SegmentSettings, replica: Replica) -> int:
+    """Train from start_step to end_step; return the process exit status."""
+    stop = StopRequest()
+    state = TrainingState(settings)
+    how = choose_start(state, settings)
+    replica.broadcast_variables(list(state.tensors_by_name().values()))
+    step = int(state.global_step.numpy())
+    log.info("segment %d-%d of phase %s: %s", settings.start_step, settings.end_step, settings.output_dir, how)
+    if step >= settings.end_step:
+        return finish_segment(state, settings, replica)
+    if step < settings.start_step:
+        raise CheckpointError(f"restored step {step} is before the segment's start {settings.start_step}")
+
+    dataset = pretraining_dataset(
+        settings.input_files, settings.records_per_file, batch_size=settings.train_batch_size,
+        max_seq_length=settings.max_seq_length, max_predictions_per_seq=settings.max_predictions_per_seq,
+        seed=settings.seed, start_batch=int(state.input_position.numpy()), rank=replica.rank,
+        num_ranks=replica.size,
+    )
+    train_step = make_train_step(state, settings, replica)
+    training_log = TrainingLog(settings, replica, step)
+    phase_seed = settings.seed * 1000 + settings.max_seq_length % 1000
+    for features in dataset:
+        dropout_seed = tf.stack([tf.constant(phase_seed, tf.int64), state.input_position.read_value()])
+        metrics = train_step(features, dropout_seed)
+        step = int(state.global_step.numpy())
+        training_log.after_step(step, metrics, state)
+        if step >= settings.end_step:
+            break
+        if replica.all_ranks_agree(bool(stop)):
+            save(state, settings, replica)
+            log.warning("stopped by %s at step %d; checkpoint saved, rerun to continue", stop.signal_name, step)
+            return EXIT_STOPPED
+        if step % settings.save_checkpoints_steps == 0 and training_log.step_advanced:
+            save(state, settings, replica)
+    return finish_segment(state, settings, replica)
+
+
+def save(state: TrainingState, settings: SegmentSettings, replica: Replica):
+    if not replica.is_chief:
+        return None
+    ref = state.save(settings.output_dir)
+    deleted = checkpoints.prune_checkpoints(settings.output_dir, settings.keep_checkpoints)
+    log.info("saved %s%s", ref.prefix, f" (removed old steps {deleted})" if deleted else "")
+    return ref
+
+
+def finish_segment(state: TrainingState, settings: SegmentSettings, replica: Replica) -> int:
+    """Publish the final checkpoint (the rule's output) and its .segment-ends link."""
+    if replica.is_chief:
+        existing = checkpoints.newest_valid_checkpoint(
+            settings.output_dir, min_step=settings.end_step, max_step=settings.end_step
+        )
+        ref = checkpoints.republish(existing, settings.output_dir) if existing else save(state, settings, replica)
+        checkpoints.link_segment_end(ref)
+        checkpoints.prune_checkpoints(settings.output_dir, settings.keep_checkpoints)
+        log.info("segment finished at step %d: %s", settings.end_step, ref.prefix)
+    return 0

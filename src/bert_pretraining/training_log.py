@@ -1,0 +1,108 @@
+"""What training tells the user: log lines, metrics.jsonl and TensorBoard events.
+
+Every ``log_every_steps`` global steps the chief writes one line with loss,
+accuracies, learning rate, loss scale, throughput and the estimated time to
+the segment's and the run's end, appends the same figures to
+``<phase dir>/metrics.jsonl`` (read by the status command and the report) and
+writes TensorBoard scalars under ``<phase dir>/tensorboard``. Metrics are
+averaged over the steps since the last line; they are summed on the device,
+so logging costs no extra host-device round trip per step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import timedelta
+
+import tensorflow as tf
+
+log = logging.getLogger("bert_pretraining.training")
+
+AVERAGED = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "grad_norm")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "unknown"
+    return str(timedelta(seconds=int(max(0, seconds))))
+
+
+class TrainingLog:
+    def __init__(self, settings, replica, start_step: int):
+        self.settings = settings
+        self.replica = replica
+        self.phase = os.path.basename(os.path.normpath(settings.output_dir))
+        self.step_advanced = False
+        self._last_step = start_step
+        self._reset(start_step)
+        self._writer = None
+        if replica.is_chief:
+            self._writer = tf.summary.create_file_writer(os.path.join(settings.output_dir, "tensorboard"))
+            self._metrics_path = os.path.join(settings.output_dir, "metrics.jsonl")
+
+    def _reset(self, step: int) -> None:
+        self._sums = {}
+        self._count = 0
+        self._window_start = time.perf_counter()
+        self._window_first_step = step
+        self._window_batches = 0
+
+    def after_step(self, step: int, metrics: dict, state) -> None:
+        self.step_advanced = step > self._last_step
+        self._last_step = step
+        self._count += 1
+        self._window_batches += 1
+        for name in AVERAGED:
+            if name in metrics:
+                self._sums[name] = self._sums.get(name, 0.0) + tf.cast(metrics[name], tf.float32)
+        self._last = metrics
+        due = self.step_advanced and step % self.settings.log_every_steps == 0
+        if due or step >= self.settings.end_step:
+            self._write(step, state)
+            self._reset(step)
+
+    def _write(self, step: int, state) -> None:
+        elapsed = time.perf_counter() - self._window_start
+        steps_done = step - self._window_first_step
+        global_batch = self.settings.train_batch_size * self.replica.size
+        sequences_per_second = self._window_batches * global_batch / elapsed if elapsed > 0 else 0.0
+        steps_per_second = steps_done / elapsed if elapsed > 0 else 0.0
+        record = {name: float(value.numpy()) / self._count for name, value in self._sums.items()}
+        record.update(
+            time=time.time(),
+            phase=self.phase,
+            step=step,
+            segment_start=self.settings.start_step,
+            segment_end=self.settings.end_step,
+            run_last_step=self.settings.run_last_step,
+            learning_rate=float(self._last["learning_rate"].numpy()),
+            loss_scale=float(state.loss_scale.loss_scale.numpy()) if state.loss_scale else 1.0,
+            skipped_steps=int(state.skipped_steps.numpy()),
+            sequences_per_second=sequences_per_second,
+            tokens_per_second=sequences_per_second * self.settings.max_seq_length,
+            steps_per_second=steps_per_second,
+            eta_segment_seconds=(self.settings.end_step - step) / steps_per_second if steps_per_second else None,
+            eta_run_seconds=(self.settings.run_last_step - step) / steps_per_second if steps_per_second else None,
+        )
+        if not self.replica.is_chief:
+            return
+        log.info(
+            "step %d/%d | loss %.4f mlm_acc %.4f nsp_acc %s | lr %.3g | scale %g | skipped %d | "
+            "%.1f seq/s %.0f tok/s | ETA segment %s, run %s",
+            step, self.settings.end_step, record.get("loss", float("nan")), record.get("mlm_accuracy", 0.0),
+            f"{record['nsp_accuracy']:.4f}" if "nsp_accuracy" in record else "-",
+            record["learning_rate"], record["loss_scale"], record["skipped_steps"],
+            sequences_per_second, record["tokens_per_second"],
+            format_duration(record["eta_segment_seconds"] or float("nan")),
+            format_duration(record["eta_run_seconds"] or float("nan")),
+        )
+        with open(self._metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        with self._writer.as_default(step=step):
+            for name in (*AVERAGED, "learning_rate", "loss_scale", "sequences_per_second", "tokens_per_second"):
+                if name in record:
+                    tf.summary.scalar(name, record[name])
+        self._writer.flush()
