@@ -15,19 +15,13 @@ import json
 import logging
 import os
 import time
-from datetime import timedelta
-
 import tensorflow as tf
+
+from .status import format_duration
 
 log = logging.getLogger("bert_pretraining.training")
 
 AVERAGED = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "grad_norm")
-
-
-def format_duration(seconds: float) -> str:
-    if seconds != seconds or seconds == float("inf"):
-        return "unknown"
-    return str(timedelta(seconds=int(max(0, seconds))))
 
 
 class TrainingLog:
@@ -96,8 +90,8 @@ class TrainingLog:
             f"{record['nsp_accuracy']:.4f}" if "nsp_accuracy" in record else "-",
             record["learning_rate"], record["loss_scale"], record["skipped_steps"],
             sequences_per_second, record["tokens_per_second"],
-            format_duration(record["eta_segment_seconds"] or float("nan")),
-            format_duration(record["eta_run_seconds"] or float("nan")),
+            format_duration(record["eta_segment_seconds"]),
+            format_duration(record["eta_run_seconds"]),
         )
         with open(self._metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

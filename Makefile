@@ -1,0 +1,41 @@
+# Two commands for users (README): `make demo` and `make test`.
+# Both create their own virtual environment on first use and reuse it after.
+PYTHON ?= python3
+VENV ?= .venv
+VENV_TF215 ?= .venv-tf215
+CORES ?= 2
+PIP_QUIET ?= -q
+
+.PHONY: demo test test-fast dry-run status clean-demo
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_QUIET) -e ".[workflow,train,test]"
+	touch $@
+
+# TensorFlow 2.15 (Keras 2): the version Horovod builds against. The tests
+# run the model and training step on it too.
+$(VENV_TF215)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_TF215)
+	$(VENV_TF215)/bin/pip install $(PIP_QUIET) --upgrade pip
+	$(VENV_TF215)/bin/pip install $(PIP_QUIET) "tensorflow-cpu==2.15.1" "numpy<2" pytest hypothesis \
+		"pyyaml==6.0.4" "tokenizers==0.23.3" "tqdm==4.70.1" "google-crc32c>=1.5"
+	$(VENV_TF215)/bin/pip install $(PIP_QUIET) --no-deps -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/snakemake --configfile demo/config.yaml --cores $(CORES)
+	$(VENV)/bin/python workflow/scripts/status.py --configfile demo/config.yaml
+
+test: $(VENV)/.installed $(VENV_TF215)/.installed
+	$(VENV)/bin/python -m pytest
+
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not slow and not tf215"
+
+dry-run: $(VENV)/.installed
+	$(VENV)/bin/snakemake -n
+
+clean-demo:
+	rm -rf results/demo

@@ -1,0 +1,58 @@
+"""Evaluate a checkpoint on held-out records: masked-LM and NSP accuracy and loss, as JSON."""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from bert_pretraining.cli import add_bool_flag, setup_logging
+from bert_pretraining.errors import run_main
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint prefix or its .index file")
+    parser.add_argument("--bert_config_file", required=True)
+    parser.add_argument("--input_file", required=True, help="held-out records: comma-separated paths or globs")
+    parser.add_argument("--records_sidecar", help="records.json to check the flags against")
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--max_predictions_per_seq", type=int, default=20)
+    parser.add_argument("--batch_size", type=int, default=32)
+    add_bool_flag(parser, "use_next_sentence_prediction", True, "the model has the next-sentence head")
+    parser.add_argument("--output", required=True, help="JSON file to write")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    from bert_pretraining.checkpoints import normalize_prefix
+    from bert_pretraining.evaluation import evaluate_checkpoint
+    from bert_pretraining.inputs import expand_input_files
+    from bert_pretraining.modeling import BertConfig
+    from bert_pretraining.tfrecords import check_records_sidecar
+
+    if args.records_sidecar:
+        check_records_sidecar(
+            args.records_sidecar,
+            max_seq_length=args.max_seq_length,
+            max_predictions_per_seq=args.max_predictions_per_seq,
+        )
+    result = evaluate_checkpoint(
+        normalize_prefix(args.checkpoint),
+        BertConfig.from_json_file(args.bert_config_file),
+        expand_input_files(args.input_file),
+        batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        use_next_sentence_prediction=args.use_next_sentence_prediction,
+    )
+    temporary = f"{args.output}.tmp-{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2)
+    os.replace(temporary, args.output)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
