@@ -1,0 +1,52 @@
+"""Small pretraining records for training tests, written with the project's own writer."""
+
+import os
+import random
+
+from bert_pretraining.tfrecords import serialize_pretraining_example, write_records, write_records_sidecar
+
+VOCAB_SIZE = 64
+
+
+def make_records(directory, *, files=2, per_file=40, max_seq_length=32, max_predictions_per_seq=5, seed=0):
+    """Learnable toy data: segment B repeats segment A's pattern unless it is a random next."""
+    os.makedirs(directory, exist_ok=True)
+    rng = random.Random(seed)
+    entries = []
+    for index in range(files):
+        examples = []
+        for _ in range(per_file):
+            length = rng.randint(12, max_seq_length)
+            half = (length - 3) // 2
+            a = [rng.randint(5, VOCAB_SIZE - 1) for _ in range(half)]
+            is_random = rng.random() < 0.5
+            b = [rng.randint(5, VOCAB_SIZE - 1) for _ in range(half)] if is_random else list(a)
+            tokens = [2, *a, 3, *b, 3]
+            segments = [0] * (half + 2) + [1] * (half + 1)
+            candidates = [i for i, t in enumerate(tokens) if t not in (2, 3)]
+            positions = sorted(rng.sample(candidates, min(max_predictions_per_seq, len(candidates))))
+            labels = [tokens[p] for p in positions]
+            for p in positions:
+                tokens[p] = 4
+            examples.append(
+                serialize_pretraining_example(
+                    tokens, segments, positions, labels, int(is_random), max_seq_length, max_predictions_per_seq
+                )
+            )
+        name = f"shard_{index:05d}.tfrecord"
+        write_records(os.path.join(directory, name), examples)
+        entries.append({"file": name, "num_instances": len(examples)})
+    write_records_sidecar(
+        os.path.join(directory, "records.json"),
+        files=entries,
+        max_seq_length=max_seq_length,
+        max_predictions_per_seq=max_predictions_per_seq,
+        vocab_sha256="0" * 64,
+        masked_lm_prob=0.15,
+        dupe_factor=1,
+        short_seq_prob=0.1,
+        do_whole_word_mask=False,
+        do_lower_case=False,
+        random_seed=seed,
+    )
+    return [os.path.join(directory, entry["file"]) for entry in entries]
