@@ -1,0 +1,209 @@
+"""WordPiece vocabulary training, checking, and BERT tokenisation rules."""
+
+import hashlib
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bert_pretraining.errors import VocabularyError
+from bert_pretraining.tokenization import (
+    SPECIAL_TOKENS,
+    case_mismatch_warning,
+    copy_vocabulary,
+    load_tokenizer,
+    read_vocabulary,
+    tokenizer_from_vocab,
+    train_vocabulary,
+    vocab_sha256,
+)
+
+SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "train_vocab.py"
+
+WORDS = (
+    "The Company reported quarterly earnings and revenue growth . Profit fell while "
+    "operating margins improved in Helsinki ; investors expect dividends , Nokia and "
+    "Fortum shares rose 3.5 % after the central bank kept interest rates unchanged"
+).split()
+
+
+def write_text(path: Path, num_documents: int = 150, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as out:
+        for _ in range(num_documents):
+            for _ in range(rng.randint(1, 5)):
+                out.write(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16))) + "\n")
+            out.write("\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_vocab(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("vocab")
+    corpus = write_text(directory / "corpus.txt")
+    path = directory / "vocab.txt"
+    tokens = train_vocabulary([str(corpus)], str(path), vocab_size=200, min_frequency=2)
+    return path, tokens
+
+
+def test_trained_vocabulary_has_special_tokens_first_and_keeps_case(trained_vocab):
+    path, tokens = trained_vocab
+    assert tuple(tokens[:5]) == SPECIAL_TOKENS
+    assert path.read_text(encoding="utf-8").splitlines() == tokens
+    assert len(tokens) <= 200
+    assert any(token.startswith("##") for token in tokens)
+    assert any(any(c.isupper() for c in token) for token in tokens)  # cased by default
+    assert read_vocabulary(str(path)) == tokens
+
+
+def test_lower_cased_training_has_no_upper_case(tmp_path):
+    corpus = write_text(tmp_path / "corpus.txt")
+    tokens = train_vocabulary([str(corpus)], str(tmp_path / "v.txt"), vocab_size=150, do_lower_case=True)
+    assert not any(any(c.isupper() for c in t) for t in tokens if t not in SPECIAL_TOKENS)
+    assert case_mismatch_warning(tokens, do_lower_case=False) is not None
+    assert case_mismatch_warning(tokens, do_lower_case=True) is None
+
+
+def test_basic_tokenizer_rules():
+    vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, "cafe", "café", "Cafe", "un", "##aff", "##able", ",", "中", "文"])}
+    cased = tokenizer_from_vocab(vocab, do_lower_case=False)
+    uncased = tokenizer_from_vocab(vocab, do_lower_case=True)
+    tokens = lambda tok, text: tok.encode(text, add_special_tokens=False).tokens  # noqa: E731
+    # Accents are stripped only when lower-casing.
+    assert tokens(cased, "café Cafe") == ["café", "Cafe"]
+    assert tokens(uncased, "Café CAFE") == ["cafe", "cafe"]
+    # Punctuation splits, CJK characters are words, greedy WordPiece with ##.
+    assert tokens(cased, "unaffable,中文") == ["un", "##aff", "##able", ",", "中", "文"]
+    # A word that cannot be pieced together, or is longer than 100 chars, is [UNK].
+    assert tokens(cased, "unx") == ["[UNK]"]
+    assert tokens(cased, "un" + "able" * 24) == ["un"] + ["##able"] * 24  # 98 characters
+    assert tokens(cased, "un" + "able" * 25) == ["[UNK]"]  # 102 characters
+    # Control and format characters are removed (clean_text).
+    assert tokens(cased, "ca\x00fe\u200b") == ["cafe"]
+
+
+def _reference_tokenize(text, vocab, do_lower_case):
+    """Google's BasicTokenizer + WordpieceTokenizer, for ASCII text only."""
+    if do_lower_case:
+        text = text.lower()
+    words = []
+    for chunk in text.split():
+        current = ""
+        for char in chunk:
+            if not char.isalnum():  # ASCII punctuation splits
+                if current:
+                    words.append(current)
+                words.append(char)
+                current = ""
+            else:
+                current += char
+        if current:
+            words.append(current)
+    output = []
+    for word in words:
+        if len(word) > 100:
+            output.append("[UNK]")
+            continue
+        pieces, start = [], 0
+        while start < len(word):
+            end = len(word)
+            while end > start:
+                piece = ("##" if start else "") + word[start:end]
+                if piece in vocab:
+                    break
+                end -= 1
+            if end == start:
+                pieces = ["[UNK]"]
+                break
+            pieces.append(piece)
+            start = end
+        output.extend(pieces)
+    return output
+
+
+ascii_text = st.text(
+    alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;%-()'\t"),
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=ascii_text, do_lower_case=st.booleans())
+def test_matches_googles_tokenizer_on_ascii(trained_vocab, text, do_lower_case):
+    path, tokens = trained_vocab
+    vocab = set(tokens)
+    tokenizer = load_tokenizer(str(path), do_lower_case)
+    assert tokenizer.encode(text, add_special_tokens=False).tokens == _reference_tokenize(text, vocab, do_lower_case)
+
+
+# --- checking vocabularies --------------------------------------------------------
+
+
+def test_missing_vocabulary_file(tmp_path):
+    with pytest.raises(VocabularyError, match=r"nope\.txt: vocabulary file does not exist"):
+        read_vocabulary(str(tmp_path / "nope.txt"))
+
+
+def test_missing_special_tokens_are_named(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("[PAD]\n[UNK]\n[CLS]\nhello\n")
+    with pytest.raises(VocabularyError, match=r"vocab\.txt: .*lacks the special token\(s\) \[SEP\] \[MASK\]"):
+        read_vocabulary(str(path))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[PAD]\n[UNK]\n\n[CLS]\n[SEP]\n[MASK]\n", r"vocab\.txt:3: empty line"),
+        ("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n[UNK]\n", r"vocab\.txt:6: token '\[UNK\]' repeats line 2"),
+    ],
+)
+def test_ambiguous_vocabularies_are_rejected(tmp_path, content, message):
+    path = tmp_path / "vocab.txt"
+    path.write_text(content)
+    with pytest.raises(VocabularyError, match=message):
+        read_vocabulary(str(path))
+
+
+def test_trailing_blank_lines_and_crlf_are_accepted(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\n[MASK]\r\nword\r\n\r\n")
+    assert read_vocabulary(str(path)) == [*SPECIAL_TOKENS, "word"]
+    copy_vocabulary(str(path), str(tmp_path / "copy.txt"))
+    assert (tmp_path / "copy.txt").read_bytes() == b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nword\n"
+
+
+def test_vocab_sha256(trained_vocab):
+    path, _ = trained_vocab
+    assert vocab_sha256(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- the script ---------------------------------------------------------------
+
+
+def run_script(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
+
+
+def test_script_trains_and_copies(tmp_path):
+    corpus = write_text(tmp_path / "corpus.txt", num_documents=60)
+    result = run_script("--input", corpus, "--output", tmp_path / "vocab.txt", "--vocab-size", "120",
+                        "--min-frequency", "1")
+    assert result.returncode == 0, result.stderr
+    assert read_vocabulary(str(tmp_path / "vocab.txt"))[:5] == list(SPECIAL_TOKENS)
+    result = run_script("--given-vocab", tmp_path / "vocab.txt", "--output", tmp_path / "copy.txt")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "copy.txt").read_bytes() == (tmp_path / "vocab.txt").read_bytes()
+
+
+def test_script_rejects_a_given_vocabulary_without_special_tokens(tmp_path):
+    (tmp_path / "given.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    (tmp_path / "vocab.txt").write_text("old\n")
+    result = run_script("--given-vocab", tmp_path / "given.txt", "--output", tmp_path / "vocab.txt")
+    assert result.returncode == 2
+    assert "given.txt" in result.stderr and "[CLS] [SEP] [MASK]" in result.stderr
+    assert (tmp_path / "vocab.txt").read_text() == "old\n"

@@ -1,0 +1,45 @@
+"""Running Snakemake on a copy of the repository, as a user would."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SNAKEMAKE = os.path.join(os.path.dirname(sys.executable), "snakemake")
+
+
+def tracked_files():
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    return [path for path in listing.stdout.splitlines() if os.path.exists(os.path.join(REPO, path))]
+
+
+def fresh_clone(destination):
+    """The repository's files as a fresh clone has them (no results, no .snakemake)."""
+    for path in tracked_files():
+        target = os.path.join(destination, path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(os.path.join(REPO, path), target)
+    return destination
+
+
+def load_yaml(path):
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def write_yaml(path, content):
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(content, handle, sort_keys=False)
+    return path
+
+
+def snakemake(workdir, *args, timeout=1800):
+    return subprocess.run(
+        [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout,
+    )
