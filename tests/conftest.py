@@ -2,6 +2,11 @@ import os
 import sys
 
 import pytest
+from hypothesis import settings
+
+# Timing varies on a shared 2-core machine: no per-example deadline.
+settings.register_profile("project", deadline=None, max_examples=100)
+settings.load_profile("project")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 

@@ -66,6 +66,9 @@ def test_expand_patterns_sorts_and_names_an_unmatched_pattern(tmp_path):
     assert files == sorted(files) and len(files) == 3
     with pytest.raises(CorpusError, match=r"--input: the pattern '.*nothing\*\.txt' matches no file"):
         expand_patterns([str(tmp_path / "nothing*.txt")])
+    literal = tmp_path / "report[2020].txt"
+    literal.write_text("x\n")
+    assert expand_patterns([str(literal)]) == [str(literal)]
 
 
 # --- sharding ---------------------------------------------------------------

@@ -8,6 +8,7 @@ from bert_pretraining.modeling import BertConfig, BertPretrainer, pretraining_lo
 from bert_pretraining.optimization import (
     AdamWeightDecay,
     DynamicLossScale,
+    all_finite,
     clip_by_global_norm,
 )
 from bert_pretraining.schedule import learning_rate_tensor
@@ -147,6 +148,34 @@ def test_clip_by_global_norm():
     small, norm = clip_by_global_norm([tf.constant([0.3, 0.4])])
     assert norm.numpy() == pytest.approx(0.5)
     np.testing.assert_allclose(small[0].numpy(), [0.3, 0.4], rtol=1e-6)
+
+
+def test_all_finite_skips_missing_gradients():
+    assert all_finite([None, tf.constant([1.0, 2.0])]).numpy()
+    assert not all_finite([None, tf.constant([1.0, np.nan])]).numpy()
+    assert not all_finite([tf.constant([[np.inf]]), tf.constant(1.0)]).numpy()
+    assert all_finite([None]).numpy()
+
+
+def test_step_without_nsp_leaves_the_unused_pooler_alone():
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=8,
+    )
+    model = BertPretrainer(config, use_next_sentence_prediction=False)
+    optimizer = AdamWeightDecay(model.variables_by_name)
+    variables = list(model.variables_by_name.values())
+    pooler = model.variables_by_name["bert/pooler/dense/kernel"].numpy()
+    ones = np.ones((2, 8), np.int32)
+    with tf.GradientTape() as tape:
+        mlm_logits, nsp_logits = model(ones, ones, 0 * ones, [[1], [2]], training=False)
+        loss, _ = pretraining_loss(mlm_logits, nsp_logits, [[3], [4]], [[1.0], [1.0]], None)
+    grads = tape.gradient(loss, variables)
+    names = [name for name, grad in zip(model.variables_by_name, grads) if grad is None]
+    assert names == ["bert/pooler/dense/kernel", "bert/pooler/dense/bias"]
+    grads, _ = clip_by_global_norm(grads)
+    optimizer.apply_gradients(grads, 1e-3, should_apply=all_finite(grads))
+    np.testing.assert_array_equal(model.variables_by_name["bert/pooler/dense/kernel"].numpy(), pooler)
 
 
 # -- DynamicLossScale ---------------------------------------------------------

@@ -1,7 +1,7 @@
 """The segment plan: segments tile each phase with no gaps and no overlaps."""
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from bert_pretraining.errors import ConfigError
@@ -32,6 +32,7 @@ def test_run_plan_continues_across_phases():
     segment_steps=st.integers(1, 10**6),
 )
 def test_segments_tile_the_phase(first, length, segment_steps):
+    assume(length // segment_steps <= 2000)  # plans have a handful of segments; keep the test fast
     last = first + length
     segments = plan_segments("p", first, last, segment_steps)
     assert segments[0].start_step == first

@@ -1,0 +1,189 @@
+"""create_pretraining_data.py and summarize_records.py end to end, as commands."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bert_pretraining.tfrecords import count_records, read_examples, read_records_sidecar
+from bert_pretraining.tokenization import train_vocabulary, vocab_sha256
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+WORDS = "Revenue grew in the quarter , the bank said ; Fortum and Nokia shares fell 4 % on Monday .".split()
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True)
+
+
+def write_corpus(path, num_documents, seed):
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as out:
+        for _ in range(num_documents):
+            for _ in range(rng.randint(1, 12)):
+                out.write(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 18))) + "\n")
+            out.write("\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cpd")
+    write_corpus(directory / "a.txt", 40, seed=1)
+    write_corpus(directory / "b.txt", 40, seed=2)
+    train_vocabulary([str(directory / "a.txt"), str(directory / "b.txt")], str(directory / "vocab.txt"),
+                     vocab_size=120, min_frequency=1)
+    return directory
+
+
+def google_flags(workspace, output, *extra):
+    return (
+        f"--input_file={workspace / 'a.txt'},{workspace / 'b*.txt'}",
+        f"--output_file={output}",
+        f"--vocab_file={workspace / 'vocab.txt'}",
+        "--do_lower_case=false",
+        "--max_seq_length=32",
+        "--max_predictions_per_seq=5",
+        "--random_seed=7",
+        "--dupe_factor=2",
+        "--masked_lm_prob=0.15",
+        "--short_seq_prob=0.1",
+        *extra,
+    )
+
+
+def test_end_to_end_is_deterministic(workspace, tmp_path):
+    first, second = tmp_path / "one.tfrecord", tmp_path / "two.tfrecord"
+    result = run("create_pretraining_data.py", *google_flags(workspace, first, f"--stats_file={tmp_path / 'one.json'}"))
+    assert result.returncode == 0, result.stderr
+    assert run("create_pretraining_data.py", *google_flags(workspace, second)).returncode == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["one.json", "one.tfrecord", "two.tfrecord"]
+
+    stats = json.loads((tmp_path / "one.json").read_text())
+    assert stats["num_instances"] == count_records(str(first)) > 50
+    assert stats["files"] == [{"file": "one.tfrecord", "num_instances": stats["num_instances"]}]
+    assert stats["vocab_sha256"] == vocab_sha256(str(workspace / "vocab.txt"))
+    assert (stats["max_seq_length"], stats["max_predictions_per_seq"], stats["dupe_factor"]) == (32, 5, 2)
+    assert stats["do_lower_case"] is False and stats["do_whole_word_mask"] is False and stats["random_seed"] == 7
+    assert sum(stats["sequence_length_histogram"].values()) == stats["num_instances"]
+    assert sum(stats["masked_positions_histogram"].values()) == stats["num_instances"]
+    assert stats["single_sentence_documents"]["kept"] > 0
+    assert stats["documents"] == 80
+    assert all(len(e["input_ids"]) == 32 for e in read_examples(str(first)))
+
+    changed = run("create_pretraining_data.py", *google_flags(workspace, second, "--random_seed=8"))
+    assert changed.returncode == 0 and first.read_bytes() != second.read_bytes()
+
+
+def test_round_robin_over_outputs_and_absl_spellings(workspace, tmp_path):
+    single = tmp_path / "single.tfrecord"
+    outputs = [tmp_path / f"part{i}.tfrecord" for i in range(3)]
+    assert run("create_pretraining_data.py", *google_flags(workspace, single)).returncode == 0
+    result = run("create_pretraining_data.py", *google_flags(workspace, ",".join(map(str, outputs))),
+                 f"--stats_file={tmp_path / 'parts.json'}")
+    assert result.returncode == 0, result.stderr
+    parts = [list(read_examples(str(path))) for path in outputs]
+    everything = list(read_examples(str(single)))
+    assert [len(p) for p in parts] == [len(everything[i::3]) for i in range(3)]
+    for i in range(3):
+        assert parts[i] == everything[i::3]
+    stats = json.loads((tmp_path / "parts.json").read_text())
+    assert [f["num_instances"] for f in stats["files"]] == [len(p) for p in parts]
+
+    # --nodo_lower_case, -flag and --flag value spellings mean the same.
+    absl = tmp_path / "absl.tfrecord"
+    flags = [f for f in google_flags(workspace, absl) if not f.startswith("--do_lower_case")]
+    flags = ["-" + flags[0][2:], *flags[1:], "--nodo_lower_case", "--do_whole_word_mask", "--random_seed", "7"]
+    assert run("create_pretraining_data.py", *flags).returncode == 0
+    whole_word = tmp_path / "ww.tfrecord"
+    assert run("create_pretraining_data.py", *google_flags(workspace, whole_word, "--do_whole_word_mask=true")).returncode == 0
+    assert absl.read_bytes() == whole_word.read_bytes()
+
+
+def test_summarize_records(workspace, tmp_path):
+    for part in ("shard_00000", "shard_00001", "heldout"):
+        result = run("create_pretraining_data.py",
+                     *google_flags(workspace, tmp_path / f"{part}.tfrecord", f"--stats_file={tmp_path / part}.json"))
+        assert result.returncode == 0, result.stderr
+    result = run("summarize_records.py", "--stats", tmp_path / "shard_00000.json", tmp_path / "shard_00001.json",
+                 "--heldout-stats", tmp_path / "heldout.json", "--output", tmp_path / "records.json")
+    assert result.returncode == 0, result.stderr
+    sidecar = read_records_sidecar(str(tmp_path / "records.json"))
+    counts = [count_records(str(tmp_path / f"{p}.tfrecord")) for p in ("shard_00000", "shard_00001", "heldout")]
+    assert sidecar["num_instances"] == counts[0] + counts[1]
+    assert sidecar["files"][1]["file"] == "shard_00001.tfrecord"
+    assert sidecar["heldout"]["num_instances"] == counts[2]
+
+    other = json.loads((tmp_path / "shard_00001.json").read_text())
+    other["vocab_sha256"] = "f" * 64
+    (tmp_path / "shard_00001.json").write_text(json.dumps(other))
+    result = run("summarize_records.py", "--stats", tmp_path / "shard_00000.json", tmp_path / "shard_00001.json",
+                 "--output", tmp_path / "records.json")
+    assert result.returncode == 2 and "shard_00001.json: vocab_sha256 is ffff" in result.stderr
+
+
+# --- bad inputs: exit status 2, a message naming the file or flag, outputs kept ------------
+
+
+def bad_inputs(workspace, tmp):
+    (tmp / "empty.txt").write_text("")
+    (tmp / "blank.txt").write_text("\n \n\n")
+    (tmp / "latin1.txt").write_bytes("Good line.\nS\u00e4hk\u00f6 Oy\n".encode("latin-1"))
+    (tmp / "novocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\nword\n")
+    vocab = f"--vocab_file={workspace / 'vocab.txt'}"
+    text = f"--input_file={workspace / 'a.txt'}"
+    return {
+        "unmatched glob": ([f"--input_file={tmp / 'missing*.txt'}", vocab], "--input_file: the pattern"),
+        "empty file": ([f"--input_file={tmp / 'empty.txt'}", vocab], "empty.txt: the input file is empty"),
+        "blank file": ([f"--input_file={tmp / 'blank.txt'}", vocab], "blank.txt: the input file contains no text"),
+        "not utf-8": ([f"--input_file={workspace / 'a.txt'},{tmp / 'latin1.txt'}", vocab],
+                      "latin1.txt:2: not valid UTF-8"),
+        "no special tokens": ([text, f"--vocab_file={tmp / 'novocab.txt'}"],
+                              "novocab.txt: the vocabulary lacks the special token(s) [SEP] [MASK]"),
+        "missing vocab": ([text, f"--vocab_file={tmp / 'nope.txt'}"], "nope.txt: vocabulary file does not exist"),
+        "too many predictions": ([text, vocab, "--max_seq_length=32", "--max_predictions_per_seq=30"],
+                                 "--max_predictions_per_seq is 30 but --max_seq_length 32 leaves 29"),
+        "short sequence": ([text, vocab, "--max_seq_length=7", "--max_predictions_per_seq=1"],
+                           "--max_seq_length is 7; expected at least 8"),
+        "bad boolean": ([text, vocab, "--do_lower_case=maybe"], "--do_lower_case"),
+    }
+
+
+def test_bad_inputs_exit_2_and_keep_existing_outputs(workspace, tmp_path):
+    output = tmp_path / "out.tfrecord"
+    stats = tmp_path / "out.json"
+    for name, (flags, message) in bad_inputs(workspace, tmp_path).items():
+        output.write_bytes(b"precious records")
+        stats.write_text("precious stats")
+        result = run("create_pretraining_data.py", *flags, f"--output_file={output}", f"--stats_file={stats}")
+        assert result.returncode == 2, name
+        assert message in result.stderr, (name, result.stderr)
+        assert output.read_bytes() == b"precious records", name
+        assert stats.read_text() == "precious stats", name
+        leftovers = [f for f in os.listdir(tmp_path) if f.startswith(".")]
+        assert not leftovers, (name, leftovers)
+
+
+def test_bad_inputs_print_one_error_line(workspace, tmp_path):
+    flags, message = bad_inputs(workspace, tmp_path)["not utf-8"]
+    result = run("create_pretraining_data.py", *flags, f"--output_file={tmp_path / 'x.tfrecord'}")
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last and "Traceback" not in result.stderr
+
+
+def test_the_records_stage_does_not_import_tensorflow():
+    code = (
+        "import sys, runpy\n"
+        "import bert_pretraining.corpus, bert_pretraining.tokenization, bert_pretraining.instances\n"
+        "import bert_pretraining.tfrecords, bert_pretraining.progress\n"
+        "for script in ('shard_corpus', 'train_vocab', 'create_pretraining_data', 'summarize_records'):\n"
+        f"    runpy.run_path(r'{SCRIPTS}/' + script + '.py', run_name='not_main')\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

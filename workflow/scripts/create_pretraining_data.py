@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Create masked-LM / next-sentence TFRecords for BERT, without TensorFlow.
+
+A drop-in for google-research/bert's create_pretraining_data.py: the same
+flags (absl style: --flag=value, --flag value, --bool_flag, --nobool_flag,
+--bool_flag=true/false), the same algorithm and feature layout. Added:
+--stats_file, a JSON of counts for the records sidecar.
+
+    create_pretraining_data.py --input_file=shard_00000.txt \
+        --output_file=shard_00000.tfrecord --vocab_file=vocab.txt \
+        --do_lower_case=false --max_seq_length=128 --max_predictions_per_seq=20 \
+        --random_seed=12345 --dupe_factor=10 --masked_lm_prob=0.15 \
+        --short_seq_prob=0.1 --stats_file=shard_00000.json
+
+A sentence longer than the sequence is cut by truncate_seq_pair (from the
+front or the back at random), as in Google's script; the stats count it.
+"""
+
+import argparse
+import logging
+import sys
+
+from bert_pretraining.corpus import expand_patterns
+from bert_pretraining.errors import run_main
+from bert_pretraining.instances import InstanceOptions, create_pretraining_data
+
+log = logging.getLogger("create_pretraining_data")
+
+BOOL_FLAGS = ("do_lower_case", "do_whole_word_mask")
+ALL_FLAGS = (
+    "input_file", "output_file", "vocab_file", "stats_file", "max_seq_length", "max_predictions_per_seq",
+    "random_seed", "dupe_factor", "masked_lm_prob", "short_seq_prob", *BOOL_FLAGS,
+)
+
+
+def parse_bool(text):
+    """absl's spellings of a boolean flag value."""
+    value = str(text).strip().lower()
+    if value in ("true", "t", "1"):
+        return True
+    if value in ("false", "f", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; expected true or false")
+
+
+def absl_to_argparse(argv):
+    """Rewrite absl-only spellings: -flag for --flag, --noflag for --flag=false."""
+    result = []
+    for arg in argv:
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].split("=")[0] in ALL_FLAGS + tuple(
+            "no" + name for name in BOOL_FLAGS
+        ):
+            arg = "-" + arg
+        name = arg[2:] if arg.startswith("--") else None
+        if name and name.startswith("no") and name[2:] in BOOL_FLAGS:
+            arg = f"--{name[2:]}=false"
+        result.append(arg)
+    return result
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    parser.add_argument("--input_file", required=True,
+                        help="input raw text file (or comma-separated list of files; globs allowed)")
+    parser.add_argument("--output_file", required=True,
+                        help="output TF example file (or comma-separated list of files, written round-robin)")
+    parser.add_argument("--vocab_file", required=True, help="the vocabulary file the BERT model is trained on")
+    # Google's default is true (uncased); pass --do_lower_case=false for a cased model.
+    parser.add_argument("--do_lower_case", type=parse_bool, nargs="?", const=True, default=True,
+                        help="lower-case the input text (true for uncased models, false for cased)")
+    parser.add_argument("--do_whole_word_mask", type=parse_bool, nargs="?", const=True, default=False,
+                        help="mask whole words instead of WordPiece pieces")
+    parser.add_argument("--max_seq_length", type=int, default=128, help="maximum sequence length")
+    parser.add_argument("--max_predictions_per_seq", type=int, default=20,
+                        help="maximum number of masked LM predictions per sequence")
+    parser.add_argument("--random_seed", type=int, default=12345, help="random seed for data generation")
+    parser.add_argument("--dupe_factor", type=int, default=10,
+                        help="number of times to duplicate the input data (with different masks)")
+    parser.add_argument("--masked_lm_prob", type=float, default=0.15, help="masked LM probability")
+    parser.add_argument("--short_seq_prob", type=float, default=0.1,
+                        help="probability of creating sequences shorter than the maximum length")
+    parser.add_argument("--stats_file", help="write a JSON of counts and flags here (for the records sidecar)")
+    return parser.parse_args(absl_to_argparse(argv))
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    options = InstanceOptions(
+        max_seq_length=args.max_seq_length,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        masked_lm_prob=args.masked_lm_prob,
+        short_seq_prob=args.short_seq_prob,
+        dupe_factor=args.dupe_factor,
+        do_whole_word_mask=args.do_whole_word_mask,
+    )
+    input_files = expand_patterns([p for p in args.input_file.split(",") if p], flag="--input_file")
+    output_files = [path for path in args.output_file.split(",") if path]
+    log.info("reading %s", ", ".join(input_files))
+    create_pretraining_data(
+        input_files,
+        output_files,
+        args.vocab_file,
+        options,
+        do_lower_case=args.do_lower_case,
+        random_seed=args.random_seed,
+        stats_file=args.stats_file,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Train a WordPiece vocabulary, or check and copy a given one.
+
+    train_vocab.py --input FILE [FILE ...] --output vocab.txt --vocab-size N \
+        [--do-lower-case] [--min-frequency K]
+    train_vocab.py --given-vocab PATH --output vocab.txt
+
+The special tokens [PAD] [UNK] [CLS] [SEP] [MASK] get ids 0-4 of a trained
+vocabulary; a given vocabulary must contain them (anywhere).
+"""
+
+import argparse
+import logging
+
+from bert_pretraining.corpus import expand_patterns
+from bert_pretraining.errors import ConfigError, run_main
+from bert_pretraining.tokenization import (
+    DEFAULT_MIN_FREQUENCY,
+    DEFAULT_VOCAB_SIZE,
+    case_mismatch_warning,
+    copy_vocabulary,
+    train_vocabulary,
+)
+
+log = logging.getLogger("train_vocab")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", nargs="+", metavar="FILE", help="text files to train on (globs allowed)")
+    parser.add_argument("--given-vocab", metavar="PATH", help="use this vocabulary instead of training one")
+    parser.add_argument("--output", required=True, help="the vocab.txt to write")
+    parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="size of a trained vocabulary")
+    parser.add_argument("--min-frequency", type=int, default=DEFAULT_MIN_FREQUENCY,
+                        help="minimum frequency of a merged piece")
+    parser.add_argument("--do-lower-case", action="store_true",
+                        help="lower-case and strip accents (uncased model); default keeps case")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.given_vocab:
+        if args.input:
+            log.info("--given-vocab is set: the --input files are not used")
+        tokens = copy_vocabulary(args.given_vocab, args.output)
+        log.info("checked %s (%d tokens) and copied it to %s", args.given_vocab, len(tokens), args.output)
+    else:
+        if not args.input:
+            raise ConfigError("neither --input nor --given-vocab given; expected text files to train on or a vocabulary")
+        files = expand_patterns(args.input, flag="--input")
+        tokens = train_vocabulary(files, args.output, args.vocab_size, args.do_lower_case, args.min_frequency)
+        log.info("trained %d tokens on %d files; wrote %s", len(tokens), len(files), args.output)
+    warning = case_mismatch_warning(tokens, args.do_lower_case)
+    if warning:
+        log.warning("%s: %s", args.output, warning)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
