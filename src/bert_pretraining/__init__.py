@@ -2,7 +2,7 @@
 
 Modules follow the data path: ``corpus`` (sharding), ``tokenization`` (WordPiece),
 ``instances`` (Google's masked-LM/NSP instances), ``tfrecords`` (writing records
-without TensorFlow), ``plan`` and ``schedule`` (what runs when), ``modeling``,
+without TensorFlow), ``plan`` (segments: what runs when), ``schedule`` (learning rate), ``modeling``,
 ``optimization``, ``inputs``, ``training``, ``checkpoints``, ``export``, ``status``.
 """
 

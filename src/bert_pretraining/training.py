@@ -20,7 +20,7 @@ from .distributed import Replica
 from .errors import CheckpointError
 from .inputs import pretraining_dataset
 from .modeling import BertConfig, BertPretrainer, pretraining_loss
-from .optimization import AdamWeightDecay, DynamicLossScale, clip_by_global_norm
+from .optimization import AdamWeightDecay, DynamicLossScale, all_finite, clip_by_global_norm
 from .schedule import learning_rate_tensor
 from .training_log import TrainingLog
 
@@ -141,7 +141,7 @@ def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Re
             grads = state.loss_scale.unscale(grads)
             finite = state.loss_scale.update(grads)
         else:
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            finite = all_finite(grads)
         clipped, grad_norm = clip_by_global_norm(grads, 1.0)
         lr = learning_rate_tensor(
             state.global_step, base_learning_rate=base_lr,

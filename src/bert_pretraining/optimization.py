@@ -1,0 +1,232 @@
+"""Google BERT's optimizer, gradient clipping and dynamic loss scaling.
+
+Like ``modeling``, this uses no Keras (it must run unchanged on TensorFlow 2.15
+and 2.21) and only ops that compile inside ``tf.function(jit_compile=True)``:
+state lives in float32 ``tf.Variable``s and every decision on a tensor value is
+a ``tf.where``, never Python control flow.
+
+A training step (see ``training``) is, in order::
+
+    scaled_loss = loss_scale.scale(loss)            # float16 only
+    grads = loss_scale.unscale(tape.gradient(...))  # float16 only
+    # (Horovod: allreduce grads here, before the finiteness check, so all
+    #  workers agree on it)
+    finite = loss_scale.update(grads)               # float16; else all_finite(grads)
+    grads, global_norm = clip_by_global_norm(grads, 1.0)
+    optimizer.apply_gradients(grads, learning_rate, should_apply=finite)
+"""
+
+import dataclasses
+import re
+
+import tensorflow as tf
+
+# Google's default exclusions: LayerNorm parameters and biases are not decayed.
+DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
+
+
+class AdamWeightDecay(tf.Module):
+    """Google's ``AdamWeightDecayOptimizer``: Adam with decoupled weight decay.
+
+    Deliberately the same maths as Google's BERT optimizer, including its
+    quirk of having NO bias correction of the moments, so that training
+    resumed from a Google or FinBERT checkpoint continues as it would have::
+
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g**2
+        update = m / (sqrt(v) + epsilon)
+        update += weight_decay_rate * param     # unless the name is excluded
+        param -= learning_rate * update
+
+    The slots are float32 variables in ``self.slots_by_name`` under Google's
+    checkpoint names ``<variable name>/adam_m`` and ``<variable name>/adam_v``.
+    The optimizer keeps no step counter; the caller owns the global step.
+    """
+
+    def __init__(
+        self,
+        variables_by_name,
+        *,
+        weight_decay_rate=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
+    ):
+        super().__init__(name="adam_weight_decay")
+        self.weight_decay_rate = float(weight_decay_rate)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.exclude_from_weight_decay = tuple(exclude_from_weight_decay)
+        slots = {}
+        entries = []
+        for name, param in variables_by_name.items():
+            for slot in ("adam_m", "adam_v"):
+                slots[f"{name}/{slot}"] = tf.Variable(
+                    tf.zeros(param.shape, tf.float32), name=f"{name}/{slot}", trainable=False
+                )
+            entries.append(
+                _Entry(
+                    param=param,
+                    m=slots[f"{name}/adam_m"],
+                    v=slots[f"{name}/adam_v"],
+                    # Decided once, from the name: nothing to decide per step.
+                    decay=self._uses_weight_decay(name),
+                )
+            )
+        self.slots_by_name = slots
+        # Plain objects, so neither tf.Module.variables nor a tf.train.Checkpoint
+        # of the optimizer picks up the model's variables a second time.
+        self._entries = _Entries(entries)
+
+    def apply_gradients(self, grads, learning_rate, *, should_apply=None):
+        """Updates every variable from its gradient.
+
+        Args:
+          grads: list aligned with ``variables_by_name.values()``; a None
+            entry leaves that variable and its slots untouched (as Google's
+            optimizer skips variables without a gradient).
+          learning_rate: float or float32 scalar tensor.
+          should_apply: optional bool scalar tensor. When False, nothing
+            changes (used to skip a step whose gradients overflowed under
+            loss scaling without a tf.cond).
+        """
+        entries = self._entries.items
+        if len(grads) != len(entries):
+            raise ValueError(f"got {len(grads)} gradients for {len(entries)} variables")
+        learning_rate = tf.cast(learning_rate, tf.float32)
+        for grad, entry in zip(grads, entries):
+            if grad is None:
+                continue
+            param, m, v = entry.param, entry.m, entry.v
+            grad = tf.cast(tf.convert_to_tensor(grad), tf.float32)
+            next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
+            next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+            update = next_m / (tf.sqrt(next_v) + self.epsilon)
+            if entry.decay:
+                update += self.weight_decay_rate * param
+            next_param = param - learning_rate * update
+            if should_apply is not None:
+                # tf.where picks the old value without propagating NaN/Inf
+                # from the discarded new one.
+                next_param = tf.where(should_apply, next_param, param)
+                next_m = tf.where(should_apply, next_m, m)
+                next_v = tf.where(should_apply, next_v, v)
+            param.assign(next_param)
+            m.assign(next_m)
+            v.assign(next_v)
+
+    def _uses_weight_decay(self, name):
+        if not self.weight_decay_rate:
+            return False
+        return not any(re.search(pattern, name) for pattern in self.exclude_from_weight_decay)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """One variable, its Adam slots and whether it is weight-decayed."""
+
+    param: tf.Variable
+    m: tf.Variable
+    v: tf.Variable
+    decay: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entries:
+    """Holds the entries outside tf.Module/Trackable attribute tracking."""
+
+    items: list
+
+
+def clip_by_global_norm(grads, clip_norm=1.0):
+    """Google's clipping: scales all gradients by clip_norm / max(norm, clip_norm).
+
+    None entries stay None. Returns (clipped list, global_norm float32 scalar);
+    a non-finite global norm makes every clipped gradient non-finite, which
+    the loss scale's check then catches.
+    """
+    dense = [None if grad is None else tf.convert_to_tensor(grad) for grad in grads]
+    clipped, global_norm = tf.clip_by_global_norm(dense, clip_norm)
+    return list(clipped), global_norm
+
+
+def all_finite(grads):
+    """True (bool scalar tensor) when no gradient holds an Inf or NaN; None entries are skipped.
+
+    Without next-sentence prediction the pooler gets no gradient (None), so
+    a plain ``tf.math.is_finite`` over every entry would fail.
+    """
+    finite = [
+        tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(grad)))
+        for grad in grads
+        if grad is not None
+    ]
+    return tf.reduce_all(tf.stack(finite)) if finite else tf.constant(True)
+
+
+class DynamicLossScale(tf.Module):
+    """Dynamic loss scaling for float16 training, as Keras' LossScaleOptimizer does it.
+
+    The loss is multiplied by ``loss_scale`` before differentiation so small
+    float16 gradients do not underflow; gradients are divided by it after.
+    On a step with non-finite gradients the scale halves (not below
+    ``min_scale``) and the step should be skipped; after ``growth_interval``
+    finite steps in a row it doubles. Both state variables are meant to be
+    checkpointed (``self.variables_by_name``) so a resumed run continues with
+    the same scale.
+    """
+
+    def __init__(self, initial_scale=2.0**15, *, growth_interval=2000, min_scale=1.0):
+        super().__init__(name="dynamic_loss_scale")
+        self.growth_interval = int(growth_interval)
+        self.min_scale = float(min_scale)
+        self.loss_scale = tf.Variable(
+            float(initial_scale), dtype=tf.float32, trainable=False, name="loss_scale"
+        )
+        self.loss_scale_good_steps = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="loss_scale_good_steps"
+        )
+        self.variables_by_name = {
+            "loss_scale": self.loss_scale,
+            "loss_scale_good_steps": self.loss_scale_good_steps,
+        }
+
+    def scale(self, loss):
+        """Returns loss * scale, in the loss's dtype."""
+        return loss * tf.cast(self.loss_scale, loss.dtype)
+
+    def unscale(self, grads):
+        """Returns the gradients divided by the scale; None entries stay None."""
+        # With power-of-two scales (the default) multiplying by the inverse is exact.
+        inverse = 1.0 / self.loss_scale
+        unscaled = []
+        for grad in grads:
+            if grad is not None:
+                grad = tf.convert_to_tensor(grad)
+                grad = grad * tf.cast(inverse, grad.dtype)
+            unscaled.append(grad)
+        return unscaled
+
+    def update(self, grads):
+        """Adjusts the scale from this step's gradients; returns all_finite (bool scalar).
+
+        Call it with the gradients every worker will apply (after allreduce).
+        """
+        finite = all_finite(grads)
+        good_steps = self.loss_scale_good_steps + 1
+        grow = tf.logical_and(finite, good_steps >= self.growth_interval)
+        doubled = self.loss_scale * 2.0
+        # Never grow into Inf (it would make every later step overflow).
+        grown = tf.where(tf.math.is_finite(doubled), doubled, self.loss_scale)
+        halved = tf.maximum(self.loss_scale * 0.5, self.min_scale)
+        new_scale = tf.where(finite, tf.where(grow, grown, self.loss_scale), halved)
+        new_good_steps = tf.where(
+            tf.logical_and(finite, tf.logical_not(grow)),
+            good_steps,
+            tf.zeros_like(good_steps),
+        )
+        self.loss_scale.assign(new_scale)
+        self.loss_scale_good_steps.assign(new_good_steps)
+        return finite
