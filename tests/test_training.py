@@ -145,3 +145,10 @@ def test_records_mismatch_is_refused_before_training(records, tmp_path):
     assert "max_seq_length is 32 but training is configured with max_seq_length 64" in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(f"{tmp_path}/out")
+
+
+def test_no_nsp_variant_trains(records, tmp_path):
+    assert train_segment(settings(records, tmp_path, 0, 2, use_next_sentence_prediction=False), single_process()) == 0
+    weights = final_weights(tmp_path, 2)
+    assert "cls/seq_relationship/output_weights" not in weights
+    assert "cls/predictions/output_bias" in weights
