@@ -63,6 +63,23 @@ def segment_flags_for(phase_name):
     return segment_flags
 
 
+def rank_launcher(wildcards, resources):
+    """srun with the job's geometry when the profile gives the rule an `mpi` launcher.
+
+    The SLURM executor runs a multi-node job's shell once, on the first node;
+    srun must be told the geometry explicitly (a bare srun starts one task per
+    node). --kill-on-bad-exit ends every rank when one dies, so a lost rank
+    fails the job at once instead of hanging until the time limit.
+    """
+    mpi = getattr(resources, "mpi", None)
+    if not mpi:
+        return ""
+    return (
+        f"{mpi} --nodes={resources.nodes} --ntasks-per-node={resources.tasks_per_node}"
+        f" --cpus-per-task={resources.cpus_per_task} --kill-on-bad-exit=1"
+    )
+
+
 for _phase in PHASES:
 
     rule:
@@ -77,10 +94,15 @@ for _phase in PHASES:
             step="|".join(str(s.end_step) for s in phase_segments(_phase["name"])),
         params:
             flags=segment_flags_for(_phase["name"]),
+            launcher=rank_launcher,
         log:
             f"{LOGS}/{_phase['name']}/segment-{{step}}.log",
         benchmark:
             f"{BENCHMARKS}/{_phase['name']}/segment-{{step}}.tsv"
         threads: workflow.cores
+        resources:
+            nodes=1,
+            tasks_per_node=1,
+            cpus_per_task=workflow.cores,
         shell:
-            "{PYTHON} {SCRIPTS}/run_pretraining.py {params.flags} >> {log:q} 2>&1"
+            "{params.launcher} {PYTHON} {SCRIPTS}/run_pretraining.py {params.flags} >> {log:q} 2>&1"
