@@ -6,7 +6,7 @@ VENV_TF215 ?= .venv-tf215
 CORES ?= 2
 PIP_QUIET ?= -q
 
-.PHONY: demo test test-fast dry-run status clean-demo
+.PHONY: demo test test-fast dry-run plan clean-demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test-fast: $(VENV)/.installed
 
 dry-run: $(VENV)/.installed
 	$(VENV)/bin/snakemake -n
+
+# The training plan and the disk it needs, from config.yaml (CONFIG=... for another).
+CONFIG ?= config.yaml
+plan: $(VENV)/.installed
+	$(VENV)/bin/python workflow/scripts/plan.py --configfile $(CONFIG)
 
 clean-demo:
 	rm -rf results/demo

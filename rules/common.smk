@@ -1,5 +1,6 @@
 # Helpers shared by the rules: the validated config, the plan, file names.
 import json
+import os
 import shlex
 import sys
 from functools import partial
@@ -19,6 +20,9 @@ try:
     check_config(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
+
+# Outputs are shared with the project group (HPC project directories), never world-writable.
+os.umask(int(config["umask"], 8))
 
 # Jobs run the interpreter that runs Snakemake, so a virtual environment or a
 # site module that provides Snakemake also provides the package and TensorFlow.

@@ -1,5 +1,7 @@
 import os
+import subprocess
 import sys
+import time
 
 import pytest
 from hypothesis import settings
@@ -10,13 +12,46 @@ settings.load_profile("project")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from workflow_helpers import fresh_clone, snakemake  # noqa: E402
+from workflow_helpers import SNAKEMAKE, fresh_clone, snakemake  # noqa: E402
+
+
+def wait_for(path, process, timeout=900):
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert process.poll() is None, "the workflow ended before " + path + " appeared"
+        assert time.time() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.5)
+
+
+class DemoRun:
+    """`make demo`'s workflow in a fresh copy of the repository, interrupted once on purpose.
+
+    The second phase-1 segment (steps 100-200) is killed with SIGKILL after it
+    saved its step-150 checkpoint; the workflow is then simply run again, as a
+    user would, and must finish. One run serves both the resume tests and the
+    end-to-end tests, which keeps the suite's time down.
+    """
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.run_dir = os.path.join(workdir, "results", "demo")
+
+    def interrupted_then_completed(self):
+        command = [SNAKEMAKE, "--configfile", "demo/config.yaml", "--cores", "2"]
+        first = subprocess.Popen(command, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for(f"{self.run_dir}/phase128/model.ckpt-150.index", first)
+        self.first_segment_mtime = os.stat(f"{self.run_dir}/phase128/model.ckpt-100.index").st_mtime_ns
+        subprocess.run(["pkill", "-9", "-f", f"run_pretraining.py.*--output_dir={self.run_dir}/phase128.*--end_step=200"])
+        self.first_output, _ = first.communicate(timeout=600)
+        self.first_returncode = first.returncode
+        self.killed_segment_finished = os.path.exists(f"{self.run_dir}/phase128/model.ckpt-200.index")
+        self.second = snakemake(self.workdir, "--configfile", "demo/config.yaml", "--cores", "2", timeout=1500)
+        return self
 
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """`make demo`'s workflow, run once per test session in a fresh copy of the repository."""
     workdir = fresh_clone(str(tmp_path_factory.mktemp("demo-clone")))
-    result = snakemake(workdir, "--configfile", "demo/config.yaml", "--cores", "2", timeout=1500)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-10000:]
-    return workdir, result
+    run = DemoRun(workdir).interrupted_then_completed()
+    assert run.second.returncode == 0, run.second.stdout[-5000:] + run.second.stderr[-10000:]
+    return run

@@ -51,6 +51,8 @@ BAD_CONFIGS = [
     ("warmup longer than the schedule", mutate(["phases", 0, "num_warmup_steps"], 1000), "phases[0].num_warmup_steps is 1000; expected at most num_train_steps (300)"),
     ("training not starting at 0", mutate(["phases", 0, "first_step"], 10), "phases[0].first_step is 10; expected 0"),
     ("no phases", mutate(["phases"], []), "phases"),
+    ("world-writable umask", mutate(["umask"], "0000"), "umask is 0000, which leaves outputs world-writable"),
+    ("umask not octal", mutate(["umask"], "0999"), "umask"),
     ("missing required section", mutate(["model"], DELETE), "model"),
 ]
 

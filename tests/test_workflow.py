@@ -41,8 +41,7 @@ def test_dry_run_of_the_production_config_on_a_fresh_clone(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(demo_run):
-    workdir, result = demo_run
-    run = os.path.join(workdir, "results", "demo")
+    workdir, run = demo_run.workdir, demo_run.run_dir
     for step in (100, 200, 300):
         assert os.path.exists(f"{run}/phase128/model.ckpt-{step}.index")
     assert os.path.exists(f"{run}/phase512/model.ckpt-360.index")
@@ -64,7 +63,7 @@ def test_demo_runs_end_to_end(demo_run):
 
 @pytest.mark.slow
 def test_finished_segments_are_not_retrained_after_edits(demo_run):
-    workdir, _ = demo_run
+    workdir = demo_run.workdir
     # An edited script, a comment in the config and an unrelated key must not retrain anything.
     with open(os.path.join(workdir, "workflow/scripts/run_pretraining.py"), "a") as handle:
         handle.write("\n# an edit\n")
@@ -74,3 +73,28 @@ def test_finished_segments_are_not_retrained_after_edits(demo_run):
     result = snakemake(workdir, "-n", "--configfile", "edited.yaml", timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in result.stdout + result.stderr, result.stdout
+
+
+def test_paths_with_spaces_and_shell_characters_are_quoted(tmp_path):
+    workdir = fresh_clone(str(tmp_path / "clone"))
+    corpus_dir = tmp_path / "my corpus; $(touch PWNED) 'x'"
+    corpus_dir.mkdir()
+    text = open(os.path.join(workdir, "demo/corpus/python-docs-1.txt"), encoding="utf-8").read()
+    (corpus_dir / "part one.txt").write_text(text[:200_000].rsplit("\n\n", 1)[0] + "\n", encoding="utf-8")
+    config = load_yaml(os.path.join(workdir, "demo/config.yaml"))
+    config["run_name"] = "quoting"
+    config["corpus"]["files"] = [str(corpus_dir / "*.txt")]
+    config["vocabulary"]["size"] = 500
+    write_yaml(os.path.join(workdir, "quoting.yaml"), config)
+    result = snakemake(workdir, "--configfile", "quoting.yaml", "--cores", "2", "results/quoting/vocab.txt", timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert os.path.getsize(os.path.join(workdir, "results/quoting/vocab.txt")) > 0
+    assert not os.path.exists(os.path.join(workdir, "PWNED")) and not os.path.exists(tmp_path / "PWNED")
+
+
+def test_outputs_are_group_shared_not_world_writable(tmp_path):
+    workdir = fresh_clone(str(tmp_path))
+    result = snakemake(workdir, "--configfile", "demo/config.yaml", "--cores", "2", "results/demo/corpus/heldout.txt", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    mode = os.stat(os.path.join(workdir, "results/demo/corpus/heldout.txt")).st_mode
+    assert not mode & 0o007, oct(mode)  # umask 0007: nothing for others

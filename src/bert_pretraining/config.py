@@ -106,6 +106,12 @@ def check_config(config: dict) -> None:
         raise ConfigError(
             f"phases[0].first_step is {phases[0]['first_step']}; expected 0 (training starts from scratch)"
         )
+    umask = int(str(config.get("umask", "0007")), 8)
+    if not umask & 0o002:
+        raise ConfigError(
+            f"umask is {config['umask']}, which leaves outputs world-writable; "
+            "expected a mask that includes 002 (for example 0007 or 0027)"
+        )
     vocab_file = config["vocabulary"].get("file")
     if vocab_file:
         check_vocabulary_file(vocab_file, "vocabulary.file")

@@ -1,0 +1,90 @@
+"""How much disk a run will need, known before it starts (scratch quotas are finite).
+
+Checkpoints: every float32 weight plus Adam's two moments, i.e. 12 bytes per
+parameter (BERT-base with a 50,000 vocabulary: about 1.3 GB). A phase keeps
+its newest ``keep_checkpoints`` intermediate checkpoints and every segment's
+final one. Records: measured on the demo corpus, a record file takes about
+RECORD_BYTES_PER_CORPUS_BYTE bytes per corpus byte and dupe factor at length
+128, and a quarter of that at 512 (four times fewer, four times longer
+sequences, similar bytes per token... plus padding, which varints keep small).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from .config import resolved_phases, training_plan
+
+# Measured on the demo corpus (make demo): bytes of records per corpus byte per dupe.
+RECORD_BYTES_PER_CORPUS_BYTE = {128: 1.45, 512: 1.0}
+BYTES_PER_PARAMETER_IN_CHECKPOINT = 12  # weight + adam_m + adam_v, float32
+
+
+def parameter_count(model: dict, vocab_size: int, use_next_sentence_prediction: bool = True) -> int:
+    """Parameters of BertPretrainer (Google's BERT with its pretraining heads)."""
+    h, i, layers = model["hidden_size"], model["intermediate_size"], model["num_hidden_layers"]
+    embeddings = (vocab_size + model["max_position_embeddings"] + model["type_vocab_size"]) * h + 2 * h
+    layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
+    pooler = h * h + h
+    mlm_head = h * h + h + 2 * h + vocab_size
+    nsp_head = 2 * h + 2 if use_next_sentence_prediction else 0
+    return embeddings + layers * layer + pooler + mlm_head + nsp_head
+
+
+def corpus_bytes(config: dict) -> int:
+    files = set()
+    for pattern in config["corpus"]["files"]:
+        files.update(path for path in glob.glob(pattern) if os.path.isfile(path))
+    return sum(os.path.getsize(path) for path in files)
+
+
+def estimate_disk(config: dict, vocab_size: int | None = None) -> dict:
+    """Bytes for records, checkpoints and the corpus shards, with the counts behind them."""
+    vocab_size = vocab_size or config["vocabulary"].get("size", 50000)
+    parameters = parameter_count(
+        config["model"], vocab_size, config["model"].get("use_next_sentence_prediction", True)
+    )
+    checkpoint = parameters * BYTES_PER_PARAMETER_IN_CHECKPOINT
+    segments = training_plan(config)
+    keep = config["training"].get("keep_checkpoints", 3)
+    phases = resolved_phases(config)
+    kept_checkpoints = len(segments) + keep * len(phases)
+    corpus = corpus_bytes(config)
+    dupe = config["records"].get("dupe_factor", 5)
+    records = {
+        phase["name"]: int(corpus * dupe * RECORD_BYTES_PER_CORPUS_BYTE.get(phase["max_seq_length"], 1.0))
+        for phase in phases
+    }
+    return {
+        "parameters": parameters,
+        "checkpoint_bytes": checkpoint,
+        "checkpoints_kept": kept_checkpoints,
+        "checkpoints_total_bytes": checkpoint * kept_checkpoints,
+        "corpus_bytes": corpus,
+        "shards_bytes": corpus,
+        "records_bytes": records,
+        "total_bytes": checkpoint * kept_checkpoints + corpus + sum(records.values()),
+    }
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if count < 1000 or unit == "TB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def format_estimate(estimate: dict) -> str:
+    lines = [
+        f"model: {estimate['parameters'] / 1e6:.1f} M parameters, "
+        f"{human_bytes(estimate['checkpoint_bytes'])} per checkpoint (weights + Adam moments)",
+        f"checkpoints kept: {estimate['checkpoints_kept']} "
+        f"(every segment's final one + keep_checkpoints per phase): {human_bytes(estimate['checkpoints_total_bytes'])}",
+        f"corpus shards: {human_bytes(estimate['shards_bytes'])}",
+    ]
+    for phase, size in estimate["records_bytes"].items():
+        lines.append(f"records for {phase}: about {human_bytes(size)}")
+    lines.append(f"total: about {human_bytes(estimate['total_bytes'])}")
+    return "\n".join(lines)
