@@ -1,0 +1,43 @@
+"""Divergence guard: stop a segment whose loss has become non-finite or exploded.
+
+Checked at every log line (the loss there is the mean since the previous
+line). A loss that is NaN/Inf, or more than ``factor`` times the lowest loss
+seen in this segment, for ``patience`` consecutive checks stops training with
+a clear message, before a diverged model is saved over good checkpoints: the
+last good checkpoint stays the newest. Single fp16 overflow steps are not
+divergence; they are skipped and counted by the loss scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import WorkflowError
+
+
+class DivergenceError(WorkflowError):
+    """The loss is non-finite or exploding; the last good checkpoint is kept."""
+
+
+class DivergenceGuard:
+    def __init__(self, patience: int = 3, factor: float = 4.0):
+        self.patience = patience
+        self.factor = factor
+        self.best = math.inf
+        self.bad_checks = 0
+
+    def check(self, step: int, loss: float) -> None:
+        finite = math.isfinite(loss)
+        exploded = finite and self.best < math.inf and loss > self.factor * self.best
+        if finite and not exploded:
+            self.best = min(self.best, loss)
+            self.bad_checks = 0
+            return
+        self.bad_checks += 1
+        if self.bad_checks >= self.patience:
+            what = "not finite" if not finite else f"{loss:.4g}, over {self.factor:g} x the best {self.best:.4g}"
+            raise DivergenceError(
+                f"training diverged at step {step}: the loss was {what} for {self.bad_checks} consecutive "
+                "log intervals; no checkpoint was written after the last good one. Lower the learning rate, "
+                "use bf16/fp32, or resume from an earlier checkpoint"
+            )
