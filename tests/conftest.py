@@ -41,7 +41,8 @@ class DemoRun:
         first = subprocess.Popen(command, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_for(f"{self.run_dir}/phase128/model.ckpt-150.index", first)
         self.first_segment_mtime = os.stat(f"{self.run_dir}/phase128/model.ckpt-100.index").st_mtime_ns
-        subprocess.run(["pkill", "-9", "-f", f"run_pretraining.py.*--output_dir={self.run_dir}/phase128.*--end_step=200"])
+        killed = subprocess.run(["pkill", "-9", "-f", f"{self.workdir}/workflow/scripts/run_pretraining.py .*--end_step=200 "])
+        assert killed.returncode == 0, "found no training process of segment 100-200 to kill"
         self.first_output, _ = first.communicate(timeout=600)
         self.first_returncode = first.returncode
         self.killed_segment_finished = os.path.exists(f"{self.run_dir}/phase128/model.ckpt-200.index")
