@@ -25,6 +25,7 @@ $(VENV_TF215)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
+	$(VENV)/bin/python -m bert_pretraining.locks
 	$(VENV)/bin/snakemake --configfile demo/config.yaml --cores $(CORES)
 	$(VENV)/bin/python workflow/scripts/status.py --configfile demo/config.yaml
 
