@@ -1,0 +1,67 @@
+"""The status command on runs in progress, failed and finished, without TensorFlow."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bert_pretraining.status import format_status, run_status
+from workflow_helpers import REPO, load_yaml, write_yaml
+
+
+def demo_config(tmp_path):
+    config = load_yaml(os.path.join(REPO, "demo", "config.yaml"))
+    config["results_dir"] = str(tmp_path / "results")
+    return config
+
+
+def touch_checkpoint(run, phase, step):
+    os.makedirs(f"{run}/{phase}", exist_ok=True)
+    for suffix in (".index", ".data-00000-of-00001"):
+        open(f"{run}/{phase}/model.ckpt-{step}{suffix}", "w").close()
+
+
+def write_log(run, phase, end, age_seconds):
+    os.makedirs(f"{run}/logs/{phase}", exist_ok=True)
+    path = f"{run}/logs/{phase}/segment-{end}.log"
+    open(path, "w").write("INFO step ...\n")
+    then = time.time() - age_seconds
+    os.utime(path, (then, then))
+
+
+def test_in_progress_and_failed_segments(tmp_path):
+    config = demo_config(tmp_path)
+    run = f"{config['results_dir']}/demo"
+    touch_checkpoint(run, "phase128", 100)
+    touch_checkpoint(run, "phase128", 150)
+    write_log(run, "phase128", 100, 3600)
+    write_log(run, "phase128", 200, 5)
+    with open(f"{run}/phase128/metrics.jsonl", "w") as handle:
+        handle.write(json.dumps({"step": 150, "loss": 6.5, "mlm_accuracy": 0.1, "sequences_per_second": 64.0,
+                                 "tokens_per_second": 8192.0, "steps_per_second": 2.0}) + "\n")
+    status = run_status(config)
+    states = [(row["phase"], row["end_step"], row["state"]) for row in status["segments"]]
+    assert states == [("phase128", 100, "done"), ("phase128", 200, "running"), ("phase128", 300, "pending"),
+                      ("phase512", 360, "pending")]
+    assert status["newest_checkpoint_step"] == 150
+    assert status["eta_seconds"] == (360 - 150) / 2.0
+    text = format_status(status)
+    assert "running" in text and "loss 6.5000" in text and "0:01:45" in text
+
+    write_log(run, "phase128", 200, 3600)  # the log went quiet without a final checkpoint
+    assert run_status(config)["segments"][1]["state"] == "failed"
+
+
+def test_status_script_does_not_import_tensorflow(tmp_path):
+    config = demo_config(tmp_path)
+    path = write_yaml(tmp_path / "config.yaml", config)
+    probe = (
+        "import runpy, sys; sys.argv = ['status.py', '--configfile', %r, '--json'];"
+        "runpy.run_path(%r, run_name='__main__')" % (str(path), os.path.join(REPO, "workflow/scripts/status.py"))
+    )
+    checker = probe.replace("runpy.run_path", "import atexit; atexit.register(lambda: print('TF' if 'tensorflow' in sys.modules else 'NO_TF', file=sys.stderr)); runpy.run_path")
+    result = subprocess.run([sys.executable, "-c", checker], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["finished"] is False
+    assert "NO_TF" in result.stderr
