@@ -20,7 +20,7 @@ $(VENV_TF215)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV_TF215)
 	$(VENV_TF215)/bin/pip install $(PIP_QUIET) --upgrade pip
 	$(VENV_TF215)/bin/pip install $(PIP_QUIET) "tensorflow-cpu==2.15.1" "numpy<2" pytest hypothesis \
-		"pyyaml==6.0.4" "tokenizers==0.23.3" "tqdm==4.70.1" "google-crc32c>=1.5"
+		"pyyaml==6.0.4" "tokenizers==0.23.3" "tqdm==4.70.1" "google-crc32c>=1.5" "safetensors==0.8.0"
 	$(VENV_TF215)/bin/pip install $(PIP_QUIET) --no-deps -e .
 	touch $@
 

@@ -1,5 +1,5 @@
 # BERT pretraining, FinBERT style: corpus -> shards -> vocabulary -> records
-# -> phase 1 segments -> phase 2 segments -> evaluation.
+# -> phase 1 segments -> phase 2 segments -> evaluation -> export.
 # `snakemake -n` shows the whole plan; README.md explains how to run it.
 from snakemake.utils import min_version
 
@@ -15,6 +15,7 @@ include: "rules/vocab.smk"
 include: "rules/records.smk"
 include: "rules/pretrain.smk"
 include: "rules/evaluate.smk"
+include: "rules/export.smk"
 
 
 rule all:

@@ -77,4 +77,4 @@ def quoted(value):
 
 def final_targets():
     targets = [f"{RESULTS}/{phase['name']}/eval.json" for phase in PHASES]
-    return targets
+    return targets + [f"{RESULTS}/export"]

@@ -54,6 +54,9 @@ def test_demo_runs_end_to_end(demo_run):
     for phase in ("phase128", "phase512"):
         evaluation = json.load(open(f"{run}/{phase}/eval.json"))
         assert 0 < evaluation["masked_lm_accuracy"] <= 1 and evaluation["instances"] > 0
+    for path in ("tf/bert_model.ckpt.index", "tf/bert_config.json", "tf/vocab.txt", "hf/config.json",
+                 "hf/model.safetensors", "hf/tokenizer.json", "README.md"):
+        assert os.path.exists(f"{run}/export/{path}"), path
     status = subprocess.run(
         [sys.executable, "workflow/scripts/status.py", "--configfile", "demo/config.yaml", "--json"],
         cwd=workdir, capture_output=True, text=True, check=True,

@@ -1,0 +1,44 @@
+# The final export: the last phase's final checkpoint as a model people can
+# use: Google's release layout (tf/: model variables only, bert_config.json,
+# vocab.txt), a Transformers directory (hf/: config.json, model.safetensors,
+# tokenizer files) and a model card (README.md) with every phase's
+# evaluation. The directory appears only when the export is complete.
+
+_EXPORT_PHASE_KEYS = (
+    "name",
+    "max_seq_length",
+    "max_predictions_per_seq",
+    "first_step",
+    "last_step",
+    "batch_size_per_gpu",
+    "num_train_steps",
+    "num_warmup_steps",
+)
+
+
+rule export_model:
+    input:
+        index=phase_final_checkpoint(PHASES[-1]["name"])["index"],
+        data=phase_final_checkpoint(PHASES[-1]["name"])["data"],
+        bert_config=f"{RESULTS}/bert_config.json",
+        vocab=f"{RESULTS}/vocab.txt",
+        evals=[f"{RESULTS}/{phase['name']}/eval.json" for phase in PHASES],
+        sidecars=list(dict.fromkeys(f"{records_dir(phase['max_seq_length'])}/records.json" for phase in PHASES)),
+    output:
+        directory(f"{RESULTS}/export"),
+    params:
+        lower_case="true" if config["vocabulary"]["do_lower_case"] else "false",
+        nsp="true" if config["model"]["use_next_sentence_prediction"] else "false",
+        phases=json.dumps([{key: phase[key] for key in _EXPORT_PHASE_KEYS if key in phase} for phase in PHASES]),
+        name=config["run_name"],
+    log:
+        f"{LOGS}/export.log",
+    benchmark:
+        f"{BENCHMARKS}/export.tsv"
+    shell:
+        "{PYTHON} {SCRIPTS}/export_model.py --checkpoint {input.index:q}"
+        " --bert_config_file {input.bert_config:q} --vocab_file {input.vocab:q}"
+        " --do_lower_case {params.lower_case} --use_next_sentence_prediction {params.nsp}"
+        " --eval_json {input.evals:q} --records_sidecar {input.sidecars:q}"
+        " --phases_json {params.phases:q} --model_name {params.name:q}"
+        " --output {output:q} > {log:q} 2>&1"

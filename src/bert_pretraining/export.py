@@ -1,0 +1,719 @@
+"""The final export: a training checkpoint as models people can load the next day.
+
+``export_model`` turns a training checkpoint (model weights, Adam slots,
+global_step, loss scale, input position...) into one directory::
+
+    <output>/
+      README.md                    model card: what was trained, evaluation, how to load
+      tf/bert_model.ckpt.index     Google's release layout: ONLY the model
+      tf/bert_model.ckpt.data-00000-of-00001   variables under Google's names
+      tf/bert_config.json
+      tf/vocab.txt
+      hf/config.json               a Transformers BertForPreTraining (or, without
+      hf/model.safetensors         NSP, BertForMaskedLM) directory
+      hf/vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json
+      hf/README.md                 the same model card, so hf/ can be uploaded alone
+
+``tf/`` loads in Google's ``modeling.py`` (``init_checkpoint``) and in
+Transformers' TF-checkpoint converters, which break on optimizer slots
+(huggingface/transformers#393). ``hf/`` is written without Transformers or
+PyTorch: ``model.safetensors`` is written with the ``safetensors`` numpy API,
+kernels transposed to PyTorch's ``[out, in]`` layout, and holds exactly the
+tensors ``save_pretrained`` writes: the state dict without the tied
+``cls.predictions.decoder.weight`` (= word embeddings) and
+``cls.predictions.decoder.bias`` (= ``cls.predictions.bias``).
+
+A model trained without next-sentence prediction has no NSP head and an
+untrained pooler (nothing in its loss reaches the pooler), so ``hf/`` is a
+``BertForMaskedLM`` without pooler weights: ``AutoModelForMaskedLM`` loads it
+with no missing key, and a fine-tuning model that uses the pooler reports it
+as newly initialised, which it effectively is. ``tf/`` keeps every model
+variable, the pooler included, as Google's layout has it.
+
+The export is written into a temporary sibling directory and renamed into
+place at the end, so a failed or killed export leaves no half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+
+import numpy as np
+
+from . import checkpoints
+from .errors import CheckpointError, WorkflowError
+from .modeling import LAYER_NORM_EPSILON, BertConfig
+from .tokenization import (
+    SPECIAL_TOKENS,
+    case_mismatch_warning,
+    read_vocabulary,
+    tokenizer_from_vocab,
+    write_vocabulary,
+)
+
+log = logging.getLogger(__name__)
+
+TF_CHECKPOINT_NAME = "bert_model.ckpt"
+NSP_WEIGHTS = "cls/seq_relationship/output_weights"
+
+# Our hidden_act -> Transformers' ACT2FN name. Our "gelu" is the exact erf
+# GELU, as Transformers' "gelu"; our tanh approximation is its "gelu_new".
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_tanh": "gelu_new", "relu": "relu"}
+
+# Tensors whose Google name does not follow the generic rules below.
+_SPECIAL_NAMES = {
+    "cls/predictions/output_bias": ("cls.predictions.bias", False),
+    "cls/seq_relationship/output_weights": ("cls.seq_relationship.weight", False),  # already [2, hidden]
+    "cls/seq_relationship/output_bias": ("cls.seq_relationship.bias", False),
+}
+_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+
+
+# --------------------------------------------------------------------------
+# Name mapping
+# --------------------------------------------------------------------------
+
+
+def hf_name(google_name: str) -> tuple[str, bool]:
+    """Transformers' state-dict name of a Google checkpoint variable, and whether to transpose it.
+
+    ``bert/encoder/layer_3/attention/self/query/kernel`` ->
+    (``bert.encoder.layer.3.attention.self.query.weight``, True): a TF dense
+    kernel is ``[in, out]``, a PyTorch Linear weight ``[out, in]``.
+    """
+    if google_name in _SPECIAL_NAMES:
+        return _SPECIAL_NAMES[google_name]
+    parts = google_name.split("/")
+    transpose = False
+    leaf = parts[-1]
+    if leaf == "kernel":
+        parts[-1], transpose = "weight", True
+    elif leaf == "gamma":
+        parts[-1] = "weight"
+    elif leaf == "beta":
+        parts[-1] = "bias"
+    elif leaf in _EMBEDDINGS:
+        parts.append("weight")
+    elif leaf != "bias":
+        raise ValueError(f"no Transformers name for checkpoint variable {google_name}")
+    mapped = []
+    for part in parts:
+        match = re.fullmatch(r"layer_(\d+)", part)
+        mapped.extend(["layer", match.group(1)] if match else [part])
+    return ".".join(mapped), transpose
+
+
+def hf_state_dict(tensors: dict[str, np.ndarray], use_next_sentence_prediction: bool) -> dict[str, np.ndarray]:
+    """The safetensors content for hf/, from Google-named float32 arrays.
+
+    With NSP: BertForPreTraining's state dict minus the tied decoder weight
+    and bias. Without: BertForMaskedLM's (no pooler, no seq_relationship).
+    """
+    state = {}
+    for name, value in tensors.items():
+        if not use_next_sentence_prediction and name.startswith(("bert/pooler/", "cls/seq_relationship/")):
+            continue
+        key, transpose = hf_name(name)
+        state[key] = np.ascontiguousarray(value.T if transpose else value, dtype=np.float32)
+    return state
+
+
+def hf_architecture(use_next_sentence_prediction: bool) -> str:
+    return "BertForPreTraining" if use_next_sentence_prediction else "BertForMaskedLM"
+
+
+def hf_config(config: BertConfig, use_next_sentence_prediction: bool, pad_token_id: int) -> dict:
+    """Transformers' config.json for the model (model_type bert)."""
+    return {
+        "architectures": [hf_architecture(use_next_sentence_prediction)],
+        "model_type": "bert",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "num_attention_heads": config.num_attention_heads,
+        "intermediate_size": config.intermediate_size,
+        "hidden_act": HF_ACTIVATIONS[config.hidden_act],
+        "hidden_dropout_prob": config.hidden_dropout_prob,
+        "attention_probs_dropout_prob": config.attention_probs_dropout_prob,
+        "max_position_embeddings": config.max_position_embeddings,
+        "type_vocab_size": config.type_vocab_size,
+        "initializer_range": config.initializer_range,
+        "layer_norm_eps": LAYER_NORM_EPSILON,
+        "pad_token_id": pad_token_id,
+        "position_embedding_type": "absolute",
+        "tie_word_embeddings": True,
+        "dtype": "float32",
+    }
+
+
+# --------------------------------------------------------------------------
+# Reading the checkpoint
+# --------------------------------------------------------------------------
+
+
+def checkpoint_variable_names(prefix: str) -> list[str]:
+    """The tensor names of a checkpoint, after checking that its files exist."""
+    import tensorflow as tf
+
+    index = prefix + checkpoints.INDEX_SUFFIX
+    if not os.path.isfile(index):
+        raise CheckpointError(
+            f"checkpoint {prefix} does not exist ({index} not found); expected a checkpoint prefix such as "
+            "results/<run>/phase512/model.ckpt-<step>, or its .index file"
+        )
+    # The files' integrity (manifest sizes and SHA-256) is checked when the
+    # weights are read; the index alone is enough to list the names.
+    try:
+        return [name for name, _ in tf.train.list_variables(prefix)]
+    except Exception as error:  # TensorFlow raises several kinds for bad bundles
+        raise CheckpointError(f"checkpoint {prefix} cannot be read by TensorFlow: {error}") from None
+
+
+def read_model_weights(prefix: str, config: BertConfig, use_next_sentence_prediction: bool) -> dict[str, np.ndarray]:
+    """The model variables of a checkpoint (Google names, float32, in model order); nothing else.
+
+    A missing variable or a shape that does not fit ``config`` is a
+    CheckpointError naming the tensor; a weight that is NaN or infinite (a
+    diverged run) is refused too.
+    """
+    from .evaluation import load_model
+
+    model = load_model(prefix, config, use_next_sentence_prediction)
+    tensors = {name: variable.numpy().astype(np.float32, copy=False) for name, variable in model.variables_by_name.items()}
+    del model
+    for name, value in tensors.items():
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(
+                f"checkpoint {prefix}: {name} holds NaN or infinite values; the run diverged at or before this "
+                "checkpoint, export an earlier one"
+            )
+    return tensors
+
+
+# --------------------------------------------------------------------------
+# Writers
+# --------------------------------------------------------------------------
+
+
+def write_tf_release(directory: str, tensors: dict[str, np.ndarray], config: BertConfig, tokens: list[str]) -> None:
+    """Google's release layout: bert_model.ckpt (model variables only), bert_config.json, vocab.txt."""
+    import tensorflow as tf
+
+    os.makedirs(directory)
+    names = list(tensors)
+    with tf.device("/CPU:0"):
+        tf.raw_ops.SaveV2(
+            prefix=os.path.join(directory, TF_CHECKPOINT_NAME),
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
+            tensors=[tf.convert_to_tensor(tensors[name]) for name in names],
+        )
+    config.to_json_file(os.path.join(directory, "bert_config.json"))
+    write_vocabulary(os.path.join(directory, "vocab.txt"), tokens)
+    written = sorted(name for name, _ in tf.train.list_variables(os.path.join(directory, TF_CHECKPOINT_NAME)))
+    if written != sorted(names):
+        raise WorkflowError(f"{directory}/{TF_CHECKPOINT_NAME} does not hold exactly the model variables")
+
+
+def hf_tokenizer_json(tokens: list[str], do_lower_case: bool) -> str:
+    """tokenizer.json: the records' WordPiece tokenizer plus BERT's special-token handling."""
+    from tokenizers import AddedToken, decoders, processors
+
+    vocab = {token: index for index, token in enumerate(tokens)}
+    tokenizer = tokenizer_from_vocab(vocab, do_lower_case)
+    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    return tokenizer.to_str(pretty=True)
+
+
+def _special_tokens_map() -> dict:
+    return {
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+
+
+def _write_json(path: str, content: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_hf_model(
+    directory: str,
+    tensors: dict[str, np.ndarray],
+    config: BertConfig,
+    tokens: list[str],
+    *,
+    do_lower_case: bool,
+    use_next_sentence_prediction: bool,
+) -> list[str]:
+    """A Transformers model directory; returns the safetensors keys written."""
+    try:
+        from safetensors.numpy import save_file
+    except ImportError as error:
+        raise WorkflowError(
+            "the export needs the 'safetensors' package to write hf/model.safetensors; pip install safetensors"
+        ) from error
+
+    os.makedirs(directory)
+    pad_token_id = tokens.index("[PAD]")
+    _write_json(os.path.join(directory, "config.json"), hf_config(config, use_next_sentence_prediction, pad_token_id))
+    state = hf_state_dict(tensors, use_next_sentence_prediction)
+    # "format": "pt" is what Transformers checks to load the file as PyTorch weights.
+    save_file(state, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
+
+    write_vocabulary(os.path.join(directory, "vocab.txt"), tokens)
+    with open(os.path.join(directory, "tokenizer.json"), "w", encoding="utf-8") as handle:
+        handle.write(hf_tokenizer_json(tokens, do_lower_case) + "\n")
+    _write_json(
+        os.path.join(directory, "tokenizer_config.json"),
+        {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": do_lower_case,
+            # null: accents are stripped exactly when lower-casing, as in
+            # Google's BasicTokenizer and the records of this run.
+            "strip_accents": None,
+            "tokenize_chinese_chars": True,
+            "model_max_length": config.max_position_embeddings,
+            "clean_up_tokenization_spaces": True,
+            **_special_tokens_map(),
+        },
+    )
+    _write_json(os.path.join(directory, "special_tokens_map.json"), _special_tokens_map())
+    return sorted(state)
+
+
+# --------------------------------------------------------------------------
+# Model card
+# --------------------------------------------------------------------------
+
+
+def _read_json(path: str, what: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except FileNotFoundError:
+        raise WorkflowError(f"{path}: {what} does not exist") from None
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise WorkflowError(f"{path}: {what} is not readable JSON ({error})") from None
+    if not isinstance(content, dict):
+        raise WorkflowError(f"{path}: {what} must be a JSON object")
+    return content
+
+
+def _number(value, digits=4):
+    if isinstance(value, bool) or value is None:
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _phase_rows(phases: list[dict], evaluations: list[tuple[str, dict]]) -> list[dict]:
+    """One row per phase: its plan (when known) and its evaluation (when given).
+
+    An eval.json belongs to the phase named by its directory
+    (``results/<run>/<phase>/eval.json``); without a plan, the evaluations
+    in the order given are the phases.
+    """
+    by_name = {os.path.basename(os.path.dirname(os.path.abspath(path))): result for path, result in evaluations}
+    rows = []
+    if phases:
+        for phase in phases:
+            rows.append({**phase, "eval": by_name.get(phase.get("name"))})
+        named = {phase.get("name") for phase in phases}
+        for path, result in evaluations:
+            name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+            if name not in named:
+                rows.append({"name": name, "last_step": result.get("step"), "eval": result})
+    else:
+        previous = 0
+        for path, result in evaluations:
+            step = result.get("step")
+            rows.append(
+                {
+                    "name": os.path.basename(os.path.dirname(os.path.abspath(path))),
+                    "first_step": previous,
+                    "last_step": step,
+                    "eval": result,
+                }
+            )
+            previous = step if isinstance(step, int) else previous
+    return rows
+
+
+def model_card(
+    *,
+    model_name: str,
+    config: BertConfig,
+    tokens: list[str],
+    do_lower_case: bool,
+    use_next_sentence_prediction: bool,
+    checkpoint: str,
+    global_step: int | None,
+    phases: list[dict],
+    evaluations: list[tuple[str, dict]],
+    sidecars: list[tuple[str, dict]],
+    hf_keys: list[str],
+) -> str:
+    casing = "uncased (lower-cased, accents stripped)" if do_lower_case else "cased"
+    architecture = hf_architecture(use_next_sentence_prediction)
+    auto_class = "AutoModelForPreTraining" if use_next_sentence_prediction else "AutoModelForMaskedLM"
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: fill-mask",
+        "tags:",
+        "- bert",
+        "---",
+        "",
+        f"# {model_name}",
+        "",
+        f"A BERT model pretrained with masked-language modelling"
+        + (" and next-sentence prediction" if use_next_sentence_prediction else " only (no next-sentence prediction)")
+        + f", {casing}, exported from the training checkpoint `{checkpoint}`"
+        + (f" (global step {global_step:,})." if global_step is not None else "."),
+        "",
+        "## Model",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| layers | {config.num_hidden_layers} |",
+        f"| hidden size | {config.hidden_size} |",
+        f"| attention heads | {config.num_attention_heads} |",
+        f"| intermediate size | {config.intermediate_size} |",
+        f"| activation | `{config.hidden_act}` (Transformers `{HF_ACTIVATIONS[config.hidden_act]}`) |",
+        f"| max positions | {config.max_position_embeddings} |",
+        f"| token types | {config.type_vocab_size} |",
+        f"| vocabulary | {len(tokens):,} WordPiece tokens, {casing} |",
+        f"| next-sentence head | {'yes' if use_next_sentence_prediction else 'no'} |",
+        f"| parameters | {_parameter_count(config, use_next_sentence_prediction):,} |",
+        "",
+    ]
+
+    rows = _phase_rows(phases, evaluations)
+    if rows:
+        lines += ["## Training", ""]
+        lines += [
+            "| phase | sequence length | max predictions | steps | batch size per GPU |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for row in rows:
+            first, last = row.get("first_step"), row.get("last_step")
+            if isinstance(first, int) and isinstance(last, int):
+                steps = f"{first:,} → {last:,} ({last - first:,} steps)"
+            else:
+                steps = f"to {_number(last)}"
+            lines.append(
+                f"| {row.get('name', '–')} | {_number(row.get('max_seq_length'))} | "
+                f"{_number(row.get('max_predictions_per_seq'))} | {steps} | {_number(row.get('batch_size_per_gpu'))} |"
+            )
+        lines.append("")
+
+    if sidecars:
+        lines += ["## Corpus", ""]
+        lines += [
+            "| records | training instances | held-out instances | documents | WordPiece tokens | dupe factor | masked LM prob | whole-word masking |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for path, sidecar in sidecars:
+            heldout = sidecar.get("heldout") or {}
+            lines.append(
+                f"| sequence length {_number(sidecar.get('max_seq_length'))} | {_number(sidecar.get('num_instances'))} | "
+                f"{_number(heldout.get('num_instances'))} | {_number(sidecar.get('num_documents'))} | "
+                f"{_number(sidecar.get('num_tokens'))} | {_number(sidecar.get('dupe_factor'))} | "
+                f"{_number(sidecar.get('masked_lm_prob'), 2)} | {_yes_no(sidecar.get('do_whole_word_mask'))} |"
+            )
+        lines += ["", "Documents and tokens count the training shards' text (the held-out part excluded).", ""]
+
+    evaluated = [row for row in rows if row.get("eval")]
+    if evaluated:
+        lines += ["## Evaluation", "", "On the held-out records of each phase, at the phase's final checkpoint:", ""]
+        header = "| phase | step | held-out instances | masked-LM accuracy | masked-LM loss |"
+        rule = "| --- | --- | --- | --- | --- |"
+        if use_next_sentence_prediction:
+            header += " next-sentence accuracy | next-sentence loss |"
+            rule += " --- | --- |"
+        lines += [header, rule]
+        for row in evaluated:
+            result = row["eval"]
+            line = (
+                f"| {row.get('name', '–')} | {_number(result.get('step'))} | {_number(result.get('instances'))} | "
+                f"{_number(result.get('masked_lm_accuracy'))} | {_number(result.get('masked_lm_loss'))} |"
+            )
+            if use_next_sentence_prediction:
+                line += (
+                    f" {_number(result.get('next_sentence_accuracy'))} | {_number(result.get('next_sentence_loss'))} |"
+                )
+            lines.append(line)
+        lines.append("")
+
+    lines += [
+        "## Loading",
+        "",
+        f"`hf/` is a Transformers `{architecture}` directory (safetensors weights, fast BERT tokenizer):",
+        "",
+        "```python",
+        f"from transformers import AutoTokenizer, {auto_class}, pipeline",
+        "",
+        'tokenizer = AutoTokenizer.from_pretrained("hf")',
+        f'model = {auto_class}.from_pretrained("hf")',
+        'fill = pipeline("fill-mask", model="hf")',
+        "```",
+        "",
+        "For fine-tuning, load it with `AutoModelForSequenceClassification`, `AutoModelForTokenClassification` and so on;"
+        " the pretraining heads are dropped and the task head is initialised.",
+    ]
+    if not use_next_sentence_prediction:
+        lines += [
+            " Without next-sentence prediction the pooler was never trained, so it is not exported:"
+            " models that use it (sequence classification) report it as newly initialised.",
+        ]
+    lines += [
+        "",
+        "`tf/` is Google's release layout (`bert_model.ckpt`, `bert_config.json`, `vocab.txt`) holding only the model"
+        " variables under Google's names, for Google's `run_classifier.py` and similar code:",
+        "",
+        "```sh",
+        "python run_classifier.py --init_checkpoint=tf/bert_model.ckpt --bert_config_file=tf/bert_config.json \\",
+        f"    --vocab_file=tf/vocab.txt --do_lower_case={'True' if do_lower_case else 'False'} ...",
+        "```",
+        "",
+        "or in TensorFlow 2: `tf.train.load_checkpoint(\"tf/bert_model.ckpt\").get_tensor(name)`.",
+        "",
+    ]
+    if config.hidden_act == "gelu":
+        lines += [
+            "Note: `hidden_act` `gelu` here is the exact (erf) GELU, as in Transformers; Google's `modeling.py`"
+            " computes its `gelu` with the tanh approximation, which differs slightly (about 1e-3).",
+            "",
+        ]
+    elif config.hidden_act in ("gelu_new", "gelu_tanh"):
+        lines += [
+            f"Note: `hidden_act` `{config.hidden_act}` is the tanh approximation of GELU, which Google's `modeling.py`"
+            " calls `gelu`: set `\"hidden_act\": \"gelu\"` in a copy of `tf/bert_config.json` for Google's code.",
+            "",
+        ]
+    lines += [
+        f"The tokenizer is {casing}"
+        + (" (`do_lower_case=True`)" if do_lower_case else " (`do_lower_case=False`)")
+        + ": it gives the ids the pretraining records were made with. Special tokens: "
+        + ", ".join(f"`{token}` {tokens.index(token)}" for token in SPECIAL_TOKENS)
+        + ".",
+        "",
+        f"`hf/model.safetensors` holds {len(hf_keys)} tensors; the masked-LM decoder is tied to the word embeddings"
+        " and its bias is `cls.predictions.bias`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _yes_no(value):
+    if value is None:
+        return "–"
+    return "yes" if value else "no"
+
+
+def _parameter_count(config: BertConfig, use_next_sentence_prediction: bool) -> int:
+    h, i = config.hidden_size, config.intermediate_size
+    embeddings = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * h + 2 * h
+    layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
+    heads = (h * h + h) + 2 * h + config.vocab_size
+    pooler_and_nsp = (h * h + h) + (2 * h + 2) if use_next_sentence_prediction else 0
+    return embeddings + config.num_hidden_layers * layer + heads + pooler_and_nsp
+
+
+# --------------------------------------------------------------------------
+# The export
+# --------------------------------------------------------------------------
+
+
+def _check_output(output_dir: str) -> None:
+    if os.path.lexists(output_dir):
+        if not os.path.isdir(output_dir):
+            raise WorkflowError(f"{output_dir}: the export output exists and is not a directory; remove it first")
+        if os.listdir(output_dir):
+            raise WorkflowError(
+                f"{output_dir}: the export output directory exists and is not empty; remove it or choose another "
+                "--output (an export is never written over another)"
+            )
+
+
+def _staging_prefix(base: str) -> str:
+    """Staging directories are named .<output>.tmp-<host>-<pid>, beside the output."""
+    return f".{base}.tmp-{socket.gethostname()}-"
+
+
+def _remove_stale_staging(parent: str, base: str) -> None:
+    """Staging directories of killed exports on this host (their process is gone).
+
+    Only this host's: on a shared file system another node's pid means nothing here.
+    """
+    pattern = re.compile(re.escape(_staging_prefix(base)) + r"(\d+)$")
+    for name in os.listdir(parent):
+        match = pattern.match(name)
+        if not match:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # still running (another export, or a reused pid): leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _resolve_casing(do_lower_case: bool | None, sidecars: list[tuple[str, dict]]) -> bool:
+    """The tokenizer's casing: as given, checked against the records it must reproduce."""
+    recorded = {path: sidecar["do_lower_case"] for path, sidecar in sidecars if isinstance(sidecar.get("do_lower_case"), bool)}
+    if len(set(recorded.values())) > 1:
+        raise WorkflowError(
+            "the records sidecars disagree on do_lower_case: "
+            + ", ".join(f"{path}: {value}" for path, value in recorded.items())
+        )
+    if do_lower_case is None:
+        if not recorded:
+            raise WorkflowError(
+                "the tokenizer's casing is unknown: pass --do_lower_case true|false (as the records were made), "
+                "or --records_sidecar records.json"
+            )
+        return next(iter(recorded.values()))
+    for path, value in recorded.items():
+        if value != do_lower_case:
+            raise WorkflowError(
+                f"do_lower_case is {do_lower_case} but the records in {path} were made with do_lower_case {value}; "
+                "the exported tokenizer must match the records the model was trained on"
+            )
+    return do_lower_case
+
+
+def export_model(
+    checkpoint: str,
+    bert_config_file: str,
+    vocab_file: str,
+    output_dir: str,
+    *,
+    do_lower_case: bool | None = None,
+    use_next_sentence_prediction: bool | None = None,
+    eval_files: list[str] = (),
+    records_sidecars: list[str] = (),
+    phases: list[dict] = (),
+    model_name: str | None = None,
+) -> dict:
+    """Export a checkpoint to ``output_dir`` (tf/, hf/, README.md); returns a summary.
+
+    ``checkpoint`` is a prefix or one of its files. ``do_lower_case`` None
+    means: as the records sidecars say (an error without sidecars: a wrong
+    casing would give a tokenizer that silently mismatches the model).
+    ``use_next_sentence_prediction`` None means: as the checkpoint has it (a
+    ``cls/seq_relationship`` head or not).
+    ``phases`` are the run's phases (name, max_seq_length, first_step,
+    last_step...) for the model card; ``eval_files`` each phase's eval.json,
+    ``records_sidecars`` the records.json files.
+    """
+    output_dir = os.path.normpath(output_dir)
+    prefix = checkpoints.normalize_prefix(checkpoint)
+    _check_output(output_dir)
+    config = BertConfig.from_json_file(bert_config_file)
+    tokens = read_vocabulary(vocab_file)
+    if len(tokens) != config.vocab_size:
+        raise WorkflowError(
+            f"{vocab_file} has {len(tokens):,} tokens but {bert_config_file} says vocab_size {config.vocab_size:,}; "
+            "expected the vocabulary the model was trained with"
+        )
+    evaluations = [(path, _read_json(path, "evaluation result")) for path in eval_files]
+    sidecars = [(path, _read_json(path, "records sidecar")) for path in dict.fromkeys(records_sidecars)]
+    do_lower_case = _resolve_casing(do_lower_case, sidecars)
+    warning = case_mismatch_warning(tokens, do_lower_case)
+    if warning:
+        log.warning("%s: %s", vocab_file, warning)
+
+    names = checkpoint_variable_names(prefix)
+    has_nsp = NSP_WEIGHTS in names
+    if use_next_sentence_prediction is None:
+        use_next_sentence_prediction = has_nsp
+    elif use_next_sentence_prediction and not has_nsp:
+        raise CheckpointError(
+            f"checkpoint {prefix} has no next-sentence head ({NSP_WEIGHTS}); it was trained without next-sentence "
+            "prediction: export it with --use_next_sentence_prediction false"
+        )
+    elif not use_next_sentence_prediction and has_nsp:
+        log.info("the checkpoint has a next-sentence head; exporting without it, as asked")
+    tensors = read_model_weights(prefix, config, use_next_sentence_prediction)
+    state = checkpoints.read_optional(prefix, ["global_step"])
+    global_step = int(state["global_step"]) if "global_step" in state else None
+    if global_step is None and re.search(r"model\.ckpt-\d+$", prefix):
+        global_step = checkpoints.step_of(prefix)
+
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    base = os.path.basename(os.path.abspath(output_dir))
+    if model_name is None:
+        # results/<run>/export -> "<run>"
+        model_name = os.path.basename(parent) if base == "export" else base
+    os.makedirs(parent, exist_ok=True)
+    _remove_stale_staging(parent, base)
+    staging = os.path.join(parent, f"{_staging_prefix(base)}{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        write_tf_release(os.path.join(staging, "tf"), tensors, config, tokens)
+        hf_keys = write_hf_model(
+            os.path.join(staging, "hf"),
+            tensors,
+            config,
+            tokens,
+            do_lower_case=do_lower_case,
+            use_next_sentence_prediction=use_next_sentence_prediction,
+        )
+        card = model_card(
+            model_name=model_name,
+            config=config,
+            tokens=tokens,
+            do_lower_case=do_lower_case,
+            use_next_sentence_prediction=use_next_sentence_prediction,
+            checkpoint=prefix,
+            global_step=global_step,
+            phases=list(phases),
+            evaluations=evaluations,
+            sidecars=sidecars,
+            hf_keys=hf_keys,
+        )
+        for place in (staging, os.path.join(staging, "hf")):
+            with open(os.path.join(place, "README.md"), "w", encoding="utf-8") as handle:
+                handle.write(card)
+        _check_output(output_dir)
+        try:
+            # Renaming onto an empty directory replaces it; onto a non-empty one fails.
+            os.rename(staging, output_dir)
+        except OSError as error:
+            raise WorkflowError(f"{output_dir}: could not move the finished export into place: {error}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    summary = {
+        "output": output_dir,
+        "checkpoint": prefix,
+        "global_step": global_step,
+        "use_next_sentence_prediction": use_next_sentence_prediction,
+        "architecture": hf_architecture(use_next_sentence_prediction),
+        "tf_variables": len(tensors),
+        "hf_tensors": len(hf_keys),
+    }
+    log.info("exported %s to %s", prefix, output_dir)
+    return summary
