@@ -24,6 +24,21 @@ log = logging.getLogger("bert_pretraining.training")
 AVERAGED = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "grad_norm")
 
 
+def _keep_history(output_dir: str) -> None:
+    """Also append this package's log lines to <phase dir>/training.log.
+
+    Snakemake replaces a job's log when it reruns the job; this file keeps
+    every attempt (the kill, the resume, the timeout) in one place.
+    """
+    path = os.path.abspath(os.path.join(output_dir, "training.log"))
+    package_logger = logging.getLogger("bert_pretraining")
+    if any(getattr(handler, "baseFilename", None) == path for handler in package_logger.handlers):
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    package_logger.addHandler(handler)
+
+
 class TrainingLog:
     def __init__(self, settings, replica, start_step: int):
         self.settings = settings
@@ -34,6 +49,7 @@ class TrainingLog:
         self._reset(start_step)
         self._writer = None
         if replica.is_chief:
+            _keep_history(settings.output_dir)
             self._writer = tf.summary.create_file_writer(os.path.join(settings.output_dir, "tensorboard"))
             self._metrics_path = os.path.join(settings.output_dir, "metrics.jsonl")
 
