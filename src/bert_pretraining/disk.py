@@ -3,10 +3,10 @@
 Checkpoints: every float32 weight plus Adam's two moments, i.e. 12 bytes per
 parameter (BERT-base with a 50,000 vocabulary: about 1.3 GB). A phase keeps
 its newest ``keep_checkpoints`` intermediate checkpoints and every segment's
-final one. Records: measured on the demo corpus, a record file takes about
-RECORD_BYTES_PER_CORPUS_BYTE bytes per corpus byte and dupe factor at length
-128, and a quarter of that at 512 (four times fewer, four times longer
-sequences, similar bytes per token... plus padding, which varints keep small).
+final one. Records: measured on the demo corpus (make demo, dupe factor 2),
+the records take RECORD_BYTES_PER_CORPUS_BYTE bytes per corpus byte and per
+dupe; length 512 takes more because short documents leave instances padded
+with zeros (one byte each as varints). A corpus of long documents needs less.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 from .config import resolved_phases, training_plan
 
 # Measured on the demo corpus (make demo): bytes of records per corpus byte per dupe.
-RECORD_BYTES_PER_CORPUS_BYTE = {128: 1.45, 512: 1.0}
+RECORD_BYTES_PER_CORPUS_BYTE = {128: 3.2, 512: 6.6}
 BYTES_PER_PARAMETER_IN_CHECKPOINT = 12  # weight + adam_m + adam_v, float32
 
 
@@ -53,7 +53,7 @@ def estimate_disk(config: dict, vocab_size: int | None = None) -> dict:
     corpus = corpus_bytes(config)
     dupe = config["records"].get("dupe_factor", 5)
     records = {
-        phase["name"]: int(corpus * dupe * RECORD_BYTES_PER_CORPUS_BYTE.get(phase["max_seq_length"], 1.0))
+        phase["name"]: int(corpus * dupe * RECORD_BYTES_PER_CORPUS_BYTE.get(phase["max_seq_length"], 6.6))
         for phase in phases
     }
     return {
