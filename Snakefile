@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/vocab.smk"
@@ -16,6 +19,7 @@ include: "rules/records.smk"
 include: "rules/pretrain.smk"
 include: "rules/evaluate.smk"
 include: "rules/export.smk"
+include: "rules/report.smk"
 
 
 rule all:

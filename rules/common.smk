@@ -77,4 +77,11 @@ def quoted(value):
 
 def final_targets():
     targets = [f"{RESULTS}/{phase['name']}/eval.json" for phase in PHASES]
-    return targets + [f"{RESULTS}/export"]
+    report_files = [
+        f"{RESULTS}/report/{name}"
+        for name in (
+            "training_curves.svg", "learning_rate.svg", "throughput.svg", "records.svg",
+            "segments.html", "evaluation.html", "records.html", "jobs.html",
+        )
+    ]
+    return targets + [f"{RESULTS}/export"] + report_files

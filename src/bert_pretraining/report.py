@@ -1,0 +1,511 @@
+"""The run report's figures and tables (``snakemake --report report.html``).
+
+Reads what a run leaves behind -- ``phase*/metrics.jsonl`` (one line per log
+interval), ``phase*/eval.json``, the records' per-shard stats files and
+Snakemake's benchmark TSVs -- into rows, and writes them as standalone HTML
+tables and matplotlib plots (SVG, headless Agg backend). Reading needs only
+the standard library; matplotlib is imported by the plotting functions alone,
+so training jobs never need it.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+import os
+from datetime import timedelta
+from statistics import median
+
+# Colours of the phases in every plot (phase 1, phase 2, ...).
+PHASE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+
+
+# ---------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------
+
+
+def read_metrics(paths: list[str]) -> list[dict]:
+    """The metrics.jsonl lines of all phases, one per (phase, step), sorted by global step.
+
+    A segment killed and resumed from an earlier checkpoint logs some steps
+    again: the later line wins. A line cut short by a killed job is skipped.
+    Missing files are ignored (a phase that has not logged yet).
+    """
+    by_key: dict[tuple, dict] = {}
+    for path in paths:
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(record, dict) or "step" not in record:
+                    continue
+                phase = record.get("phase") or os.path.basename(os.path.dirname(os.path.abspath(path)))
+                record["phase"] = phase
+                by_key.pop((phase, record["step"]), None)  # keep insertion order of the newest line
+                by_key[(phase, record["step"])] = record
+    return sorted(by_key.values(), key=lambda record: (record["step"], record.get("time", 0.0)))
+
+
+def read_benchmark(path: str) -> dict | None:
+    """The first data row of a Snakemake benchmark TSV as numbers (None if absent or empty)."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    if not rows:
+        return None
+    result = {}
+    for key, value in rows[-1].items():
+        try:
+            result[key] = float(value)
+        except (TypeError, ValueError):
+            result[key] = value
+    return result
+
+
+def read_json(path: str) -> dict | None:
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# ---------------------------------------------------------------------------
+# Tables (lists of dicts)
+# ---------------------------------------------------------------------------
+
+
+def format_duration(seconds) -> str:
+    if not isinstance(seconds, (int, float)) or seconds != seconds:
+        return ""
+    return str(timedelta(seconds=int(round(max(0.0, seconds)))))
+
+
+def _median(values):
+    values = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+    return median(values) if values else None
+
+
+def segment_rows(metrics: list[dict], segments: list[dict]) -> list[dict]:
+    """One row per training segment: wall time (benchmark), throughput and MFU (metrics).
+
+    ``segments``: dicts with ``phase``, ``start``, ``end`` and optionally
+    ``benchmark`` (the segment job's benchmark TSV). Throughput is the median
+    over the segment's log intervals (the first interval includes start-up and
+    compilation); "steps/s (wall)" is the segment's steps over the job's wall
+    time, start-up included. The MFU column is there only if metrics.jsonl
+    has an ``mfu`` field.
+    """
+    has_mfu = any("mfu" in record for record in metrics)
+    rows = []
+    for segment in segments:
+        phase, start, end = segment["phase"], int(segment["start"]), int(segment["end"])
+        lines = [r for r in metrics if r.get("phase") == phase and start < r["step"] <= end]
+        bench = read_benchmark(segment["benchmark"]) if segment.get("benchmark") else None
+        wall = bench.get("s") if bench else None
+        wall = wall if isinstance(wall, float) else None
+        row = {
+            "phase": phase,
+            "segment": f"{start}-{end}",
+            "steps": end - start,
+            "wall time": format_duration(wall),
+            "wall seconds": wall,
+            "max RSS (MB)": bench.get("max_rss") if bench else None,
+            "sequences/s": _median([r.get("sequences_per_second") for r in lines]),
+            "tokens/s": _median([r.get("tokens_per_second") for r in lines]),
+            "steps/s": _median([r.get("steps_per_second") for r in lines]),
+            "steps/s (wall)": (end - start) / wall if wall else None,
+            "final loss": lines[-1].get("loss") if lines else None,
+            "skipped steps": lines[-1].get("skipped_steps") if lines else None,
+        }
+        if has_mfu:
+            row["MFU"] = _median([r.get("mfu") for r in lines])
+        rows.append(row)
+    return rows
+
+
+EVAL_COLUMNS = (
+    "step", "instances", "masked_lm_accuracy", "masked_lm_loss",
+    "next_sentence_accuracy", "next_sentence_loss", "loss",
+)
+
+
+def evaluation_rows(evaluations: dict[str, str]) -> list[dict]:
+    """One row per phase from its eval.json (``{phase name: path}``)."""
+    rows = []
+    for phase, path in evaluations.items():
+        result = read_json(path)
+        if result is None:
+            continue
+        row = {"phase": phase}
+        row.update({key: result[key] for key in EVAL_COLUMNS if key in result})
+        row["checkpoint"] = result.get("checkpoint", "")
+        rows.append(row)
+    return rows
+
+
+def _histogram(stats: dict, key: str) -> dict[int, int]:
+    return {int(k): int(v) for k, v in (stats.get(key) or {}).items()}
+
+
+def _histogram_mean(histogram: dict[int, int]):
+    total = sum(histogram.values())
+    return sum(k * v for k, v in histogram.items()) / total if total else None
+
+
+def records_stats(stats_paths: dict[int, list[str]]) -> dict[int, list[dict]]:
+    """The per-shard stats files by sequence length (``{seq: [shard_*.json, heldout.json]}``)."""
+    result = {}
+    for seq, paths in stats_paths.items():
+        shards = []
+        for path in paths:
+            stats = read_json(path)
+            if stats is None:
+                continue
+            stats = dict(stats)
+            stats["part"] = os.path.splitext(os.path.basename(path))[0]
+            shards.append(stats)
+        result[int(seq)] = sorted(shards, key=lambda shard: (shard["part"] == "heldout", shard["part"]))
+    return result
+
+
+def records_rows(stats: dict[int, list[dict]]) -> list[dict]:
+    """One row per records file: instances, documents, tokens, mean length and masked positions."""
+    rows = []
+    for seq, shards in sorted(stats.items()):
+        for shard in shards:
+            lengths = _histogram(shard, "sequence_length_histogram")
+            masked = _histogram(shard, "masked_positions_histogram")
+            rows.append({
+                "max_seq_length": seq,
+                "part": shard["part"],
+                "instances": shard.get("num_instances"),
+                "documents": shard.get("documents"),
+                "sentences": shard.get("sentences"),
+                "tokens": shard.get("tokens"),
+                "unknown tokens": shard.get("unknown_tokens"),
+                "instances truncated": shard.get("instances_truncated"),
+                "random next": shard.get("random_next_instances"),
+                "mean length": _histogram_mean(lengths),
+                "mean masked positions": _histogram_mean(masked),
+            })
+    return rows
+
+
+def job_rows(benchmarks_dir: str) -> list[dict]:
+    """Every job's benchmark (wall time, memory, CPU time), by job, for the whole run."""
+    rows = []
+    for root, _dirs, files in os.walk(benchmarks_dir):
+        for name in files:
+            if not name.endswith(".tsv"):
+                continue
+            path = os.path.join(root, name)
+            bench = read_benchmark(path)
+            if bench is None:
+                continue
+            rows.append({
+                "job": os.path.relpath(path, benchmarks_dir)[: -len(".tsv")],
+                "wall time": format_duration(bench.get("s")),
+                "wall seconds": bench.get("s"),
+                "max RSS (MB)": bench.get("max_rss"),
+                "CPU seconds": bench.get("cpu_time"),
+                "mean load": bench.get("mean_load"),
+            })
+    return sorted(rows, key=lambda row: row["job"])
+
+
+# ---------------------------------------------------------------------------
+# HTML tables
+# ---------------------------------------------------------------------------
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1em; color: #222; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; }
+th { background: #f0f0f0; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+p.note { color: #555; max-width: 60em; }
+"""
+
+
+def format_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value == int(value) and abs(value) >= 1:
+            return f"{int(value):,}"
+        if abs(value) >= 100:
+            return f"{value:,.1f}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def html_table(title: str, rows: list[dict], note: str = "") -> str:
+    """A standalone HTML page with one table; the columns are the union of the rows' keys."""
+    columns = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h2>{html.escape(title)}</h2>",
+    ]
+    if note:
+        parts.append(f'<p class="note">{html.escape(note)}</p>')
+    if not rows:
+        parts.append("<p>No data.</p></body></html>")
+        return "\n".join(parts)
+    parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead><tbody>")
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            cells.append(f'<td{" class=num" if numeric else ""}>{html.escape(format_cell(value))}</td>')
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table></body></html>")
+    return "\n".join(parts)
+
+
+def write_text(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+# ---------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _phases(metrics):
+    return list(dict.fromkeys(record["phase"] for record in metrics))
+
+
+def _series(metrics, phase, key):
+    points = [(r["step"], r[key]) for r in metrics if r["phase"] == phase and isinstance(r.get(key), (int, float))]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def _mark_segments(ax, segments, phases):
+    """Dotted lines at segment ends, a solid one where a phase starts."""
+    first_steps = {}
+    for segment in segments:
+        first_steps.setdefault(segment["phase"], int(segment["start"]))
+    for segment in segments:
+        ax.axvline(int(segment["end"]), color="0.6", linestyle=":", linewidth=0.8)
+    for phase, step in first_steps.items():
+        if phase != (phases[0] if phases else None):
+            ax.axvline(step, color="0.2", linestyle="-", linewidth=0.9)
+
+
+def _colour(phases, phase):
+    return PHASE_COLOURS[phases.index(phase) % len(PHASE_COLOURS)] if phase in phases else "0.3"
+
+
+def plot_training_curves(metrics: list[dict], segments: list[dict], evaluations: list[dict], path: str) -> None:
+    """Loss, masked-LM accuracy and NSP accuracy over the global step, all segments and phases.
+
+    Each phase has its colour; dotted lines are segment ends, the solid line
+    the start of phase 2; the held-out evaluation of each phase is a star.
+    The NSP panel is left out for a model without NSP.
+    """
+    plt = _pyplot()
+    phases = _phases(metrics) or [s["phase"] for s in segments]
+    has_nsp = any("nsp_accuracy" in r for r in metrics)
+    panels = [("loss", "loss (total; MLM dashed)", "loss"), ("mlm_accuracy", "masked-LM accuracy", "masked_lm_accuracy")]
+    if has_nsp:
+        panels.append(("nsp_accuracy", "next-sentence accuracy", "next_sentence_accuracy"))
+    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True, squeeze=False)
+    evals = {row["phase"]: row for row in evaluations}
+    for ax, (key, label, eval_key) in zip(axes[:, 0], panels):
+        for phase in phases:
+            colour = _colour(phases, phase)
+            steps, values = _series(metrics, phase, key)
+            ax.plot(steps, values, color=colour, linewidth=1.4, marker=".", markersize=3, label=phase)
+            if key == "loss":
+                steps, values = _series(metrics, phase, "mlm_loss")
+                ax.plot(steps, values, color=colour, linewidth=1.0, linestyle="--", alpha=0.7)
+            result = evals.get(phase)
+            if result and isinstance(result.get(eval_key), (int, float)) and "step" in result:
+                ax.plot([result["step"]], [result[eval_key]], marker="*", markersize=11, color=colour,
+                        markeredgecolor="black", linestyle="none", label=f"{phase} held-out eval")
+        _mark_segments(ax, segments, phases)
+        ax.set_ylabel(label)
+    axes[0, 0].legend(loc="best", fontsize=8)
+    axes[-1, 0].set_xlabel("global step")
+    figure.suptitle("Training curves (dotted: segment ends, solid: phase start)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_learning_rate(metrics: list[dict], segments: list[dict], path: str) -> None:
+    """The learning rate over the global step: warmup, decay and phase 2's restart."""
+    plt = _pyplot()
+    phases = _phases(metrics)
+    figure, ax = plt.subplots(figsize=(8, 3))
+    for phase in phases:
+        steps, values = _series(metrics, phase, "learning_rate")
+        ax.plot(steps, values, color=_colour(phases, phase), linewidth=1.4, marker=".", markersize=3, label=phase)
+    _mark_segments(ax, segments, phases)
+    ax.set_xlabel("global step")
+    ax.set_ylabel("learning rate")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("Learning rate (logged at each log interval)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_throughput(metrics: list[dict], segments: list[dict], path: str) -> None:
+    """Sequences/s and tokens/s per log interval (and MFU if logged)."""
+    plt = _pyplot()
+    phases = _phases(metrics)
+    has_mfu = any("mfu" in r for r in metrics)
+    keys = [("sequences_per_second", "sequences/s"), ("tokens_per_second", "tokens/s")]
+    if has_mfu:
+        keys.append(("mfu", "MFU"))
+    figure, axes = plt.subplots(len(keys), 1, figsize=(8, 2.2 * len(keys)), sharex=True, squeeze=False)
+    for ax, (key, label) in zip(axes[:, 0], keys):
+        for phase in phases:
+            steps, values = _series(metrics, phase, key)
+            ax.plot(steps, values, color=_colour(phases, phase), linewidth=1.2, marker=".", markersize=3, label=phase)
+        _mark_segments(ax, segments, phases)
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+    axes[0, 0].legend(loc="best", fontsize=8)
+    axes[-1, 0].set_xlabel("global step")
+    figure.suptitle("Throughput per log interval (the first interval of a segment includes start-up)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_records(stats: dict[int, list[dict]], path: str) -> None:
+    """Instances per shard, the sequence-length histogram and masked positions per instance."""
+    plt = _pyplot()
+    seqs = sorted(stats)
+    figure, axes = plt.subplots(len(seqs), 3, figsize=(11, 2.8 * max(1, len(seqs))), squeeze=False)
+    for row, seq in enumerate(seqs):
+        colour = PHASE_COLOURS[row % len(PHASE_COLOURS)]
+        shards = stats[seq]
+        ax = axes[row, 0]
+        ax.bar([s["part"].replace("shard_", "") for s in shards], [s.get("num_instances", 0) for s in shards],
+               color=colour)
+        ax.set_title(f"seq {seq}: instances per records file")
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        for column, key, title in ((1, "sequence_length_histogram", "sequence length (tokens)"),
+                                   (2, "masked_positions_histogram", "masked positions per instance")):
+            total: dict[int, int] = {}
+            for shard in shards:
+                for value, count in _histogram(shard, key).items():
+                    total[value] = total.get(value, 0) + count
+            ax = axes[row, column]
+            if total:
+                span = max(total) - min(total) + 1
+                ax.hist(list(total), weights=list(total.values()), bins=min(40, span), color=colour,
+                        range=(min(total) - 0.5, max(total) + 0.5))
+                ax.set_yscale("log")
+            ax.set_title(f"seq {seq}: {title}")
+            ax.set_ylabel("instances (log scale)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------
+# Everything
+# ---------------------------------------------------------------------------
+
+OUTPUTS = {
+    "training_curves": "training_curves.svg",
+    "learning_rate": "learning_rate.svg",
+    "throughput": "throughput.svg",
+    "records_plot": "records.svg",
+    "segments": "segments.html",
+    "evaluation": "evaluation.html",
+    "records": "records.html",
+    "jobs": "jobs.html",
+}
+
+
+def build_report(run_dir: str, segments: list[dict], seq_lengths: list[int], output_dir: str) -> dict[str, str]:
+    """All figures and tables of a run directory into output_dir; returns {name: path}.
+
+    ``segments``: the plan's segments as dicts (phase, start, end); their
+    benchmark files are looked up as ``benchmarks/<phase>/segment-<end>.tsv``.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {name: os.path.join(output_dir, file) for name, file in OUTPUTS.items()}
+    phases = list(dict.fromkeys(segment["phase"] for segment in segments))
+    segments = [
+        {**segment, "benchmark": segment.get("benchmark")
+         or os.path.join(run_dir, "benchmarks", segment["phase"], f"segment-{segment['end']}.tsv")}
+        for segment in segments
+    ]
+    metrics = read_metrics([os.path.join(run_dir, phase, "metrics.jsonl") for phase in phases])
+    evaluations = evaluation_rows({phase: os.path.join(run_dir, phase, "eval.json") for phase in phases})
+    stats = records_stats({
+        seq: sorted(
+            os.path.join(run_dir, "records", f"seq{seq}", name)
+            for name in os.listdir(os.path.join(run_dir, "records", f"seq{seq}"))
+            if name.endswith(".json") and name != "records.json"
+        )
+        for seq in dict.fromkeys(seq_lengths)
+        if os.path.isdir(os.path.join(run_dir, "records", f"seq{seq}"))
+    })
+
+    plot_training_curves(metrics, segments, evaluations, paths["training_curves"])
+    plot_learning_rate(metrics, segments, paths["learning_rate"])
+    plot_throughput(metrics, segments, paths["throughput"])
+    plot_records(stats, paths["records_plot"])
+    write_text(paths["segments"], html_table(
+        "Training segments", segment_rows(metrics, segments),
+        "Wall time and max RSS: the segment job's Snakemake benchmark. Sequences/s, tokens/s, steps/s"
+        " (and MFU when logged): median over the segment's log intervals in metrics.jsonl."
+        " Steps/s (wall): the segment's steps over its wall time, start-up included.",
+    ))
+    write_text(paths["evaluation"], html_table(
+        "Held-out evaluation per phase", evaluations,
+        "Each phase's final checkpoint on its held-out records (phase*/eval.json).",
+    ))
+    write_text(paths["records"], html_table(
+        "Records per file", records_rows(stats),
+        "From the stats file create_pretraining_data.py writes beside each records file.",
+    ))
+    write_text(paths["jobs"], html_table(
+        "All jobs", job_rows(os.path.join(run_dir, "benchmarks")),
+        "Every job's Snakemake benchmark file (benchmarks/**.tsv): wall time, maximum resident memory, CPU time.",
+    ))
+    return paths
