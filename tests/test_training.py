@@ -152,3 +152,11 @@ def test_no_nsp_variant_trains(records, tmp_path):
     weights = final_weights(tmp_path, 2)
     assert "cls/seq_relationship/output_weights" not in weights
     assert "cls/predictions/output_bias" in weights
+
+
+def test_log_reports_model_flops_and_mfu_with_a_configured_peak(records, tmp_path, monkeypatch):
+    monkeypatch.setenv("BERT_PEAK_TFLOPS", "0.5")
+    assert train_segment(settings(records, tmp_path, 0, 2), single_process()) == 0
+    record = json.loads(open(tmp_path / "metrics.jsonl").read().splitlines()[-1])
+    assert record["model_tflops"] > 0
+    assert record["mfu"] == pytest.approx(record["model_tflops"] / 0.5)

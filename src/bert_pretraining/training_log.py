@@ -17,11 +17,23 @@ import os
 import time
 import tensorflow as tf
 
+from .flops import flops_per_sequence, peak_tflops
 from .status import format_duration
 
 log = logging.getLogger("bert_pretraining.training")
 
 AVERAGED = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "grad_norm")
+
+
+def _device_name() -> str | None:
+    """The GPU's model name (for its peak FLOP/s), None on a machine without one."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    try:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name")
+    except (AttributeError, ValueError):
+        return None
 
 
 def _keep_history(output_dir: str) -> None:
@@ -48,6 +60,14 @@ class TrainingLog:
         self._last_step = start_step
         self._reset(start_step)
         self._writer = None
+        config = settings.bert_config
+        self.flops_per_sequence = flops_per_sequence(
+            hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
+            num_hidden_layers=config.num_hidden_layers, vocab_size=config.vocab_size,
+            seq_length=settings.max_seq_length, predictions=settings.max_predictions_per_seq,
+            next_sentence=settings.use_next_sentence_prediction,
+        )
+        self.peak_tflops = peak_tflops(_device_name(), settings.precision)
         if replica.is_chief:
             _keep_history(settings.output_dir)
             self._writer = tf.summary.create_file_writer(os.path.join(settings.output_dir, "tensorboard"))
@@ -94,25 +114,30 @@ class TrainingLog:
             sequences_per_second=sequences_per_second,
             tokens_per_second=sequences_per_second * self.settings.max_seq_length,
             steps_per_second=steps_per_second,
+            model_tflops=self.flops_per_sequence * sequences_per_second / 1e12,
             eta_segment_seconds=(self.settings.end_step - step) / steps_per_second if steps_per_second else None,
             eta_run_seconds=(self.settings.run_last_step - step) / steps_per_second if steps_per_second else None,
         )
+        if self.peak_tflops:
+            record["mfu"] = record["model_tflops"] / (self.replica.size * self.peak_tflops)
         if not self.replica.is_chief:
             return
+        mfu = f" MFU {record['mfu']:.1%}" if "mfu" in record else ""
         log.info(
             "step %d/%d | loss %.4f mlm_acc %.4f nsp_acc %s | lr %.3g | scale %g | skipped %d | "
-            "%.1f seq/s %.0f tok/s | ETA segment %s, run %s",
+            "%.1f seq/s %.0f tok/s %.2f TFLOP/s%s | ETA segment %s, run %s",
             step, self.settings.end_step, record.get("loss", float("nan")), record.get("mlm_accuracy", 0.0),
             f"{record['nsp_accuracy']:.4f}" if "nsp_accuracy" in record else "-",
             record["learning_rate"], record["loss_scale"], record["skipped_steps"],
-            sequences_per_second, record["tokens_per_second"],
+            sequences_per_second, record["tokens_per_second"], record["model_tflops"], mfu,
             format_duration(record["eta_segment_seconds"]),
             format_duration(record["eta_run_seconds"]),
         )
         with open(self._metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         with self._writer.as_default(step=step):
-            for name in (*AVERAGED, "learning_rate", "loss_scale", "sequences_per_second", "tokens_per_second"):
+            for name in (*AVERAGED, "learning_rate", "loss_scale", "sequences_per_second", "tokens_per_second",
+                         "model_tflops", "mfu"):
                 if name in record:
                     tf.summary.scalar(name, record[name])
         self._writer.flush()
