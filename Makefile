@@ -6,7 +6,7 @@ VENV_TF215 ?= .venv-tf215
 CORES ?= 2
 PIP_QUIET ?= -q
 
-.PHONY: demo test test-fast dry-run plan clean-demo
+.PHONY: demo test test-fast dry-run plan clean-demo bench-records bench-records-quick bench-dry-run
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,11 @@ plan: $(VENV)/.installed
 
 clean-demo:
 	rm -rf results/demo
+
+# Benchmarks (not tests): each prints its figures beside the reference or goal.
+bench-records: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/records_benchmark.py
+bench-records-quick: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/records_benchmark.py --quick
+bench-dry-run: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/dry_run_benchmark.py
