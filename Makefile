@@ -6,7 +6,7 @@ VENV_TF215 ?= .venv-tf215
 CORES ?= 2
 PIP_QUIET ?= -q
 
-.PHONY: demo test test-fast dry-run plan clean-demo bench-records bench-records-quick bench-dry-run
+.PHONY: demo test test-fast test-slurm dry-run plan clean-demo bench-records bench-records-quick bench-dry-run
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ test: $(VENV)/.installed $(VENV_TF215)/.installed
 	$(VENV)/bin/python -m pytest
 
 test-fast: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "not slow and not tf215"
+	$(VENV)/bin/python -m pytest -m "not slow and not tf215 and not slurm and not distributed"
+
+# The tests on the SLURM test cluster (started and stopped by the tests; needs root).
+test-slurm: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m slurm
 
 dry-run: $(VENV)/.installed
 	$(VENV)/bin/snakemake -n

@@ -101,10 +101,11 @@ for _phase in PHASES:
             f"{LOGS}/{_phase['name']}/segment-{{step}}.log",
         benchmark:
             f"{BENCHMARKS}/{_phase['name']}/segment-{{step}}.tsv"
-        threads: workflow.cores
+        # All local cores when run locally; under SLURM the profile sets the geometry.
+        threads: workflow.resource_settings.cores or 1
         resources:
             nodes=1,
             tasks_per_node=1,
-            cpus_per_task=workflow.cores,
+            cpus_per_task=lambda wildcards, threads: threads,
         shell:
             "{params.launcher} {PYTHON} {SCRIPTS}/run_pretraining.py {params.flags} >> {log:q} 2>&1"

@@ -12,6 +12,7 @@ settings.load_profile("project")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from slurm_fixtures import slurm_cluster  # noqa: E402,F401  (the SLURM test cluster, once per session)
 from workflow_helpers import SNAKEMAKE, fresh_clone, snakemake  # noqa: E402
 
 
