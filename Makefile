@@ -6,7 +6,7 @@ VENV_TF215 ?= .venv-tf215
 CORES ?= 2
 PIP_QUIET ?= -q
 
-.PHONY: demo test test-fast test-slurm dry-run plan clean-demo bench-records bench-records-quick bench-dry-run
+.PHONY: horovod demo test test-fast test-slurm dry-run plan clean-demo bench-records bench-records-quick bench-dry-run
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,20 @@ $(VENV_TF215)/.installed: pyproject.toml
 	$(VENV_TF215)/bin/pip install $(PIP_QUIET) --no-deps -e .
 	touch $@
 
+# Horovod 0.28.1 (Gloo, no MPI) into the TF 2.15 environment: its last release
+# builds only against TF 2.15. About 10 minutes on 2 cores; needs cmake and g++.
+$(VENV_TF215)/.horovod: $(VENV_TF215)/.installed tools/build_horovod.sh
+	tools/build_horovod.sh $(VENV_TF215)
+	touch $@
+
+horovod: $(VENV_TF215)/.horovod
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/python -m bert_pretraining.locks
 	$(VENV)/bin/snakemake --configfile demo/config.yaml --cores $(CORES)
 	$(VENV)/bin/python workflow/scripts/status.py --configfile demo/config.yaml
 
-test: $(VENV)/.installed $(VENV_TF215)/.installed
+test: $(VENV)/.installed $(VENV_TF215)/.installed $(VENV_TF215)/.horovod
 	$(VENV)/bin/python -m pytest
 
 test-fast: $(VENV)/.installed

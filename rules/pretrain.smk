@@ -59,6 +59,12 @@ def segment_flags_for(phase_name):
             "log_every_steps": training["log_every_steps"],
             "seed": training["seed"],
             "use_next_sentence_prediction": config["model"]["use_next_sentence_prediction"],
+            "distribution": training["distribution"],
+            "gradient_accumulation_steps": phase.get(
+                "gradient_accumulation_steps", training["gradient_accumulation_steps"]
+            ),
+            "fp16_allreduce": training["fp16_allreduce"],
+            "collective_timeout_seconds": training["collective_timeout_seconds"],
         }
         return " ".join(f"--{name}={quoted(value)}" for name, value in flags.items())
 

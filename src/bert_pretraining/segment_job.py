@@ -25,6 +25,8 @@ def settings_from_args(args):
     from .inputs import expand_input_files
     from .training import SegmentSettings
 
+    if args.gradient_accumulation_steps < 1:
+        raise ConfigError(f"--gradient_accumulation_steps is {args.gradient_accumulation_steps}; expected 1 or more")
     if args.end_step <= args.start_step:
         raise ConfigError(f"--end_step {args.end_step} must be after --start_step {args.start_step}")
     if args.end_step > args.num_train_steps and args.run_last_step < args.end_step:
@@ -69,6 +71,7 @@ def settings_from_args(args):
         log_every_steps=args.log_every_steps,
         seed=args.seed,
         use_next_sentence_prediction=args.use_next_sentence_prediction,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
     )
 
 
@@ -76,19 +79,25 @@ def run_segment_job(args) -> int:
     settings = settings_from_args(args)
     import tensorflow as tf
 
-    from .distributed import create_replica, pin_local_gpu
+    from .distributed import create_replica
     from .training import train_segment
 
-    replica = create_replica("auto")
-    pin_local_gpu(replica.local_rank)
+    # Before anything initialises TensorFlow's devices: joins the other ranks
+    # (if any) and pins this rank's GPU.
+    replica = create_replica(
+        args.distribution, fp16_allreduce=args.fp16_allreduce, timeout_seconds=args.collective_timeout_seconds
+    )
+    if args.fp16_allreduce and replica.size > 1 and settings.precision != "fp16":
+        log.warning("--fp16_allreduce without --precision=fp16: small unscaled gradients may underflow in float16")
     if args.deterministic:
         tf.config.experimental.enable_op_determinism()
     if settings.precision != "fp32" and not tf.config.list_physical_devices("GPU"):
         log.warning("precision %s on a machine without a GPU: correct but slow", settings.precision)
     os.makedirs(settings.output_dir, exist_ok=True)
     log.info(
-        "TensorFlow %s, rank %d of %d, %s, XLA %s, batch %d per rank",
-        tf.__version__, replica.rank, replica.size, settings.precision, "on" if settings.use_xla else "off",
-        settings.train_batch_size,
+        "TensorFlow %s, rank %d of %d (%s), %s, XLA %s, batch %d per rank x %d micro-batches = global batch %d",
+        tf.__version__, replica.rank, replica.size, replica.engine, settings.precision,
+        "on" if settings.use_xla else "off", settings.train_batch_size, settings.gradient_accumulation_steps,
+        settings.train_batch_size * settings.gradient_accumulation_steps * replica.size,
     )
     return train_segment(settings, replica)

@@ -8,6 +8,7 @@ signal or SIGTERM.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -56,6 +57,13 @@ class SegmentSettings:
     log_every_steps: int = 100
     seed: int = 12345
     use_next_sentence_prediction: bool = True
+    # Micro-batches of train_batch_size per optimizer step (averaged); the
+    # global batch is train_batch_size x ranks x gradient_accumulation_steps.
+    gradient_accumulation_steps: int = 1
+
+    def __post_init__(self):
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError(f"gradient_accumulation_steps is {self.gradient_accumulation_steps}; expected >= 1")
 
 
 class TrainingState(tf.Module):
@@ -63,7 +71,9 @@ class TrainingState(tf.Module):
 
     Model weights, Adam moments (``<name>/adam_m``, ``<name>/adam_v``), the
     global step, the loss scale and the input position (batches each rank has
-    consumed in this phase), so that a restart continues exactly.
+    consumed in this phase; micro-batches under gradient accumulation), so
+    that a restart continues exactly. Every rank consumes the same number of
+    batches per step, so one input position serves all ranks.
     """
 
     def __init__(self, settings: SegmentSettings):
@@ -114,12 +124,25 @@ class TrainingState(tf.Module):
 def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Replica):
     """The compiled step: forward, loss, gradients, clipping, Adam, step += 1.
 
+    Returns ``train_step(micro_batches, dropout_seeds)`` taking a list of
+    ``gradient_accumulation_steps`` batches (and one dropout seed each) and
+    returning the step's metrics.
+
     A step whose gradients are not finite (fp16 overflow) changes no weight and
     does not advance the global step; it is counted in ``skipped_steps``.
+
+    One process without accumulation compiles the whole step as one XLA
+    function. Otherwise the step is three compiled functions: the first
+    micro-batch's gradients, each further micro-batch's gradients added to
+    the running sum (of loss / k, so the sum is the mean), and the update;
+    the ranks' all-reduce runs between the last two (XLA does not compile
+    collectives). The averaged metrics are all-reduced with the gradients,
+    in the same collective, so the logged loss is the global batch's.
     """
     compute_dtype = COMPUTE_DTYPES[settings.precision]
     variables = list(state.model.variables_by_name.values())
     base_lr = settings.learning_rate * (replica.size if settings.scale_learning_rate_by_ranks else 1)
+    accumulation = settings.gradient_accumulation_steps
 
     def gradients(features, dropout_seed):
         with tf.GradientTape() as tape:
@@ -132,9 +155,15 @@ def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Re
                 mlm_logits, nsp_logits, features["masked_lm_ids"], features["masked_lm_weights"],
                 features["next_sentence_labels"],
             )
-            scaled_loss = state.loss_scale.scale(loss) if state.loss_scale else loss
+            objective = loss if accumulation == 1 else loss * (1.0 / accumulation)
+            scaled_loss = state.loss_scale.scale(objective) if state.loss_scale else objective
         grads = tape.gradient(scaled_loss, variables)
         return loss, metrics, grads
+
+    def accumulate(features, dropout_seed, running):
+        loss, metrics, grads = gradients(features, dropout_seed)
+        summed = [None if total is None else total + grad for total, grad in zip(running, grads)]
+        return loss, metrics, summed
 
     def apply(grads):
         if state.loss_scale is not None:
@@ -150,7 +179,7 @@ def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Re
         state.optimizer.apply_gradients(clipped, lr, should_apply=finite)
         state.global_step.assign_add(tf.cast(finite, tf.int64))
         state.skipped_steps.assign_add(1 - tf.cast(finite, tf.int64))
-        state.input_position.assign_add(1)
+        state.input_position.assign_add(accumulation)
         return lr, grad_norm, finite
 
     def step(features, dropout_seed):
@@ -158,18 +187,46 @@ def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Re
         lr, grad_norm, finite = apply(grads)
         return {"loss": loss, "learning_rate": lr, "grad_norm": grad_norm, "finite": finite, **metrics}
 
-    if replica.size == 1:
-        return tf.function(step, jit_compile=settings.use_xla)
-    # Collectives run between the two compiled halves: XLA does not compile them.
+    if replica.size == 1 and accumulation == 1:
+        compiled_step = tf.function(step, jit_compile=settings.use_xla)
+
+        def single_step(micro_batches, dropout_seeds):
+            return compiled_step(micro_batches[0], dropout_seeds[0])
+
+        return single_step
     compiled_gradients = tf.function(gradients, jit_compile=settings.use_xla)
+    compiled_accumulate = tf.function(accumulate, jit_compile=settings.use_xla)
     compiled_apply = tf.function(apply, jit_compile=settings.use_xla)
 
-    def distributed_step(features, dropout_seed):
-        loss, metrics, grads = compiled_gradients(features, dropout_seed)
-        lr, grad_norm, finite = compiled_apply(replica.allreduce_gradients(grads))
-        return {"loss": loss, "learning_rate": lr, "grad_norm": grad_norm, "finite": finite, **metrics}
+    def split_step(micro_batches, dropout_seeds):
+        if len(micro_batches) != accumulation:
+            raise ValueError(f"got {len(micro_batches)} micro-batches for gradient_accumulation_steps {accumulation}")
+        loss, metrics, grads = compiled_gradients(micro_batches[0], dropout_seeds[0])
+        totals = {"loss": loss, **metrics}
+        for features, dropout_seed in zip(micro_batches[1:], dropout_seeds[1:]):
+            loss, metrics, grads = compiled_accumulate(features, dropout_seed, grads)
+            for name, value in {"loss": loss, **metrics}.items():
+                totals[name] = totals[name] + value
+        if accumulation > 1:
+            totals = {name: value / accumulation for name, value in totals.items()}
+        grads, totals = replica.allreduce_gradients(grads, totals)
+        lr, grad_norm, finite = compiled_apply(grads)
+        return {"learning_rate": lr, "grad_norm": grad_norm, "finite": finite, **totals}
 
-    return distributed_step
+    return split_step
+
+
+def dropout_seeds(state: TrainingState, settings: SegmentSettings, replica: Replica) -> list:
+    """One seed per micro-batch: (phase, batch number across ranks), distinct on every rank.
+
+    For one process it is (phase, input position), as before data parallelism.
+    """
+    phase_seed = tf.constant(settings.seed * 1000 + settings.max_seq_length % 1000, tf.int64)
+    position = state.input_position.read_value()
+    return [
+        tf.stack([phase_seed, (position + index) * replica.size + replica.rank])
+        for index in range(settings.gradient_accumulation_steps)
+    ]
 
 
 def choose_start(state: TrainingState, settings: SegmentSettings) -> str:
@@ -246,18 +303,34 @@ def train_segment(settings: SegmentSettings, replica: Replica) -> int:
         num_ranks=replica.size,
     )
     train_step = make_train_step(state, settings, replica)
-    training_log = TrainingLog(settings, replica, step)
-    phase_seed = settings.seed * 1000 + settings.max_seq_length % 1000
-    for features in dataset:
-        dropout_seed = tf.stack([tf.constant(phase_seed, tf.int64), state.input_position.read_value()])
-        metrics = train_step(features, dropout_seed)
+    accumulation = settings.gradient_accumulation_steps
+    # The log's throughput counts sequences per optimizer step and rank.
+    training_log = TrainingLog(
+        dataclasses.replace(settings, train_batch_size=settings.train_batch_size * accumulation), replica, step
+    )
+    batches = iter(dataset)  # endless
+    while True:
+        micro_batches = [next(batches) for _ in range(accumulation)]
+        metrics = train_step(micro_batches, dropout_seeds(state, settings, replica))
         step = int(state.global_step.numpy())
         training_log.after_step(step, metrics, state)
         if step >= settings.end_step:
             break
+        # Every rank takes the same decision at the same step (a collective
+        # when there are several ranks): all stop together, rank 0 saves.
         if replica.all_ranks_agree(bool(stop)):
             save(state, settings, replica)
-            log.warning("stopped by %s at step %d; checkpoint saved, rerun to continue", stop.signal_name, step)
+            replica.barrier()  # nobody exits (srun --kill-on-bad-exit) before the checkpoint is written
+            if replica.size > 1:
+                # The first rank to exit 75 makes srun --kill-on-bad-exit send
+                # SIGTERM to the others; Python's teardown would restore the
+                # default handler and die of it (srun then reports 143, not
+                # 75). The checkpoint is written: let every rank exit 75.
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            log.warning(
+                "stopped by %s at step %d; checkpoint saved, rerun to continue",
+                stop.signal_name or "a stop request on another rank", step,
+            )
             return EXIT_STOPPED
         if step % settings.save_checkpoints_steps == 0 and training_log.step_advanced:
             save(state, settings, replica)
@@ -283,4 +356,5 @@ def finish_segment(state: TrainingState, settings: SegmentSettings, replica: Rep
         checkpoints.link_segment_end(ref)
         checkpoints.prune_checkpoints(settings.output_dir, settings.keep_checkpoints)
         log.info("segment finished at step %d: %s", settings.end_step, ref.prefix)
+    replica.barrier()  # the segment's output exists when any rank reports success
     return 0

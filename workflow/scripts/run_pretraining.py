@@ -5,7 +5,12 @@ Flags follow Google's run_pretraining.py where Google has one
 --max_seq_length, --max_predictions_per_seq, --train_batch_size,
 --num_train_steps, --num_warmup_steps, --learning_rate,
 --save_checkpoints_steps, --use_xla); --train_batch_size is per GPU (per
-rank), as in NVIDIA's and the seed's Horovod runs. --start_step/--end_step
+rank), as in NVIDIA's and the seed's Horovod runs: the global batch is
+train_batch_size x ranks x gradient_accumulation_steps, and the learning
+rate is not scaled by the rank count unless --scale_learning_rate_by_ranks.
+Ranks are started by srun (one per GPU; Horovod or TensorFlow's multi-worker
+strategy, see bert_pretraining.distributed), by horovodrun, or with
+TF_CONFIG; a lone process trains alone. --start_step/--end_step
 delimit the segment: the program resumes from the newest checkpoint of the
 segment in --output_dir, else from --init_checkpoint, and exits 0 once
 model.ckpt-<end_step> is written, 75 if stopped by a signal after saving.
@@ -47,6 +52,21 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=12345)
     add_bool_flag(parser, "use_next_sentence_prediction", True, "train the next-sentence head")
     add_bool_flag(parser, "deterministic", False, "deterministic TensorFlow ops (tests; slower on GPU)")
+    parser.add_argument(
+        "--distribution", choices=["auto", "horovod", "multiworker", "none"], default="auto",
+        help="data-parallel engine when several ranks are started: auto = Horovod if importable, else "
+        "TensorFlow's MultiWorkerMirroredStrategy; one process needs none",
+    )
+    parser.add_argument(
+        "--gradient_accumulation_steps", type=int, default=1,
+        help="micro-batches of --train_batch_size averaged per optimizer step",
+    )
+    add_bool_flag(parser, "fp16_allreduce", False, "all-reduce gradients in float16 (halves the traffic)")
+    parser.add_argument(
+        "--collective_timeout_seconds", type=float, default=1800,
+        help="a collective waiting longer fails the job (must exceed the first step's compile and a checkpoint "
+        "write); 0 = no limit",
+    )
     args = parser.parse_args(argv)
     if args.use_fp16:
         args.precision = "fp16"
@@ -59,7 +79,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    setup_logging()
+    from bert_pretraining.distributed import detect_rank
+
+    setup_logging(detect_rank())
     from bert_pretraining.segment_job import run_segment_job
 
     return run_segment_job(args)
