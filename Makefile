@@ -4,24 +4,24 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_TF215 ?= .venv-tf215
 CORES ?= 2
-PIP_QUIET ?= -q
+PIP_FLAGS ?= -q
 
 .PHONY: horovod demo test test-fast test-slurm dry-run plan clean-demo bench-records bench-records-quick bench-dry-run
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_QUIET) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_QUIET) -e ".[workflow,train,test]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[workflow,train,test]"
 	touch $@
 
 # TensorFlow 2.15 (Keras 2): the version Horovod builds against. The tests
 # run the model and training step on it too.
 $(VENV_TF215)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV_TF215)
-	$(VENV_TF215)/bin/pip install $(PIP_QUIET) --upgrade pip
-	$(VENV_TF215)/bin/pip install $(PIP_QUIET) "tensorflow-cpu==2.15.1" "numpy<2" pytest hypothesis \
+	$(VENV_TF215)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV_TF215)/bin/pip install $(PIP_FLAGS) "tensorflow-cpu==2.15.1" "numpy<2" pytest hypothesis \
 		"pyyaml==6.0.4" "tokenizers==0.23.3" "tqdm==4.70.1" "google-crc32c>=1.5" "safetensors==0.8.0"
-	$(VENV_TF215)/bin/pip install $(PIP_QUIET) --no-deps -e .
+	$(VENV_TF215)/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
 # Horovod 0.28.1 (Gloo, no MPI) into the TF 2.15 environment: its last release
