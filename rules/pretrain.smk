@@ -65,6 +65,7 @@ def segment_flags_for(phase_name):
             ),
             "fp16_allreduce": training["fp16_allreduce"],
             "collective_timeout_seconds": training["collective_timeout_seconds"],
+            "hang_timeout_seconds": training["hang_timeout_seconds"],
         }
         return " ".join(f"--{name}={quoted(value)}" for name, value in flags.items())
 

@@ -160,3 +160,17 @@ def test_log_reports_model_flops_and_mfu_with_a_configured_peak(records, tmp_pat
     record = json.loads(open(tmp_path / "metrics.jsonl").read().splitlines()[-1])
     assert record["model_tflops"] > 0
     assert record["mfu"] == pytest.approx(record["model_tflops"] / 0.5)
+
+
+def test_divergence_stops_the_segment_and_keeps_the_last_good_checkpoint(records, tmp_path):
+    from bert_pretraining.divergence import DivergenceError
+
+    with pytest.raises(DivergenceError, match="training diverged at step"):
+        train_segment(
+            settings(records, tmp_path, 0, 40, learning_rate=1e12, num_warmup_steps=0, log_every_steps=1,
+                     save_checkpoints_steps=1, keep_checkpoints=50),
+            single_process(),
+        )
+    newest = checkpoints.newest_valid_checkpoint(str(tmp_path))
+    weights = final_weights(tmp_path, newest.step)
+    assert all(np.all(np.isfinite(v)) for v in weights.values() if v.dtype.kind == "f")

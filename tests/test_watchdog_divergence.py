@@ -61,3 +61,14 @@ def test_a_slowly_falling_or_noisy_finite_loss_never_stops(losses):
     bounded = [min(loss, 3.9 * best) for loss in losses]  # never 4x above the best
     for step, loss in enumerate(bounded):
         guard.check(step, loss)
+
+
+def test_steps_skipped_in_a_row_stop_training():
+    guard = DivergenceGuard(max_skipped_in_a_row=3)
+    guard.after_step(5, advanced=False)
+    guard.after_step(5, advanced=False)
+    guard.after_step(6, advanced=True)  # an fp16 overflow or two is normal
+    guard.after_step(6, advanced=False)
+    guard.after_step(6, advanced=False)
+    with pytest.raises(DivergenceError, match="not finite for 3 consecutive steps"):
+        guard.after_step(6, advanced=False)

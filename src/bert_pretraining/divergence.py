@@ -20,11 +20,28 @@ class DivergenceError(WorkflowError):
 
 
 class DivergenceGuard:
-    def __init__(self, patience: int = 3, factor: float = 4.0):
+    def __init__(self, patience: int = 3, factor: float = 4.0, max_skipped_in_a_row: int = 100):
         self.patience = patience
         self.factor = factor
+        self.max_skipped_in_a_row = max_skipped_in_a_row
         self.best = math.inf
         self.bad_checks = 0
+        self.skipped_in_a_row = 0
+
+    def after_step(self, step: int, advanced: bool) -> None:
+        """Count steps skipped for non-finite gradients; too many in a row is divergence.
+
+        fp16 overflows are skipped while the loss scale adapts (a few in a row at
+        most); a model whose gradients stay non-finite never advances again and
+        would otherwise loop until the time limit without writing a log line.
+        """
+        self.skipped_in_a_row = 0 if advanced else self.skipped_in_a_row + 1
+        if self.skipped_in_a_row >= self.max_skipped_in_a_row:
+            raise DivergenceError(
+                f"training diverged at step {step}: the gradients were not finite for "
+                f"{self.skipped_in_a_row} consecutive steps (each was skipped); no checkpoint was written "
+                "after the last good one. Lower the learning rate, use bf16/fp32, or resume from an earlier checkpoint"
+            )
 
     def check(self, step: int, loss: float) -> None:
         finite = math.isfinite(loss)

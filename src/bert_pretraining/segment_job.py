@@ -72,6 +72,8 @@ def settings_from_args(args):
         seed=args.seed,
         use_next_sentence_prediction=args.use_next_sentence_prediction,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
+        hang_timeout_seconds=args.hang_timeout_seconds,
+        divergence_patience=args.divergence_patience,
     )
 
 

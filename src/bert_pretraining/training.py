@@ -23,7 +23,9 @@ from .inputs import pretraining_dataset
 from .modeling import BertConfig, BertPretrainer, pretraining_loss
 from .optimization import AdamWeightDecay, DynamicLossScale, all_finite, clip_by_global_norm
 from .schedule import learning_rate_tensor
+from .divergence import DivergenceGuard
 from .training_log import TrainingLog
+from .watchdog import HangWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ class SegmentSettings:
     # Micro-batches of train_batch_size per optimizer step (averaged); the
     # global batch is train_batch_size x ranks x gradient_accumulation_steps.
     gradient_accumulation_steps: int = 1
+    # No completed step for this long: the job is hung, exit so it is rerun.
+    hang_timeout_seconds: float = 3600.0
+    # Non-finite or exploding loss for this many log lines in a row: stop.
+    divergence_patience: int = 3
 
     def __post_init__(self):
         if self.gradient_accumulation_steps < 1:
@@ -309,11 +315,16 @@ def train_segment(settings: SegmentSettings, replica: Replica) -> int:
         dataclasses.replace(settings, train_batch_size=settings.train_batch_size * accumulation), replica, step
     )
     batches = iter(dataset)  # endless
+    watchdog = HangWatchdog(settings.hang_timeout_seconds).start()
+    divergence = DivergenceGuard(patience=settings.divergence_patience)
     while True:
         micro_batches = [next(batches) for _ in range(accumulation)]
         metrics = train_step(micro_batches, dropout_seeds(state, settings, replica))
-        step = int(state.global_step.numpy())
-        training_log.after_step(step, metrics, state)
+        previous_step, step = step, int(state.global_step.numpy())
+        watchdog.beat(step)
+        divergence.after_step(step, advanced=step > previous_step)
+        if training_log.after_step(step, metrics, state):
+            divergence.check(step, training_log.last_loss)  # raises before a diverged state is saved
         if step >= settings.end_step:
             break
         # Every rank takes the same decision at the same step (a collective
@@ -333,7 +344,11 @@ def train_segment(settings: SegmentSettings, replica: Replica) -> int:
             )
             return EXIT_STOPPED
         if step % settings.save_checkpoints_steps == 0 and training_log.step_advanced:
-            save(state, settings, replica)
+            if divergence.bad_checks or divergence.skipped_in_a_row:
+                log.warning("not saving step %d: the loss was not healthy at the last log line", step)
+            else:
+                save(state, settings, replica)
+    watchdog.stop()
     return finish_segment(state, settings, replica)
 
 

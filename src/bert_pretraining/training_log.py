@@ -80,7 +80,8 @@ class TrainingLog:
         self._window_first_step = step
         self._window_batches = 0
 
-    def after_step(self, step: int, metrics: dict, state) -> None:
+    def after_step(self, step: int, metrics: dict, state) -> bool:
+        """Account for one step; return True when a log line was written (last_loss is fresh)."""
         self.step_advanced = step > self._last_step
         self._last_step = step
         self._count += 1
@@ -93,6 +94,8 @@ class TrainingLog:
         if due or step >= self.settings.end_step:
             self._write(step, state)
             self._reset(step)
+            return True
+        return False
 
     def _write(self, step: int, state) -> None:
         elapsed = time.perf_counter() - self._window_start
@@ -101,6 +104,7 @@ class TrainingLog:
         sequences_per_second = self._window_batches * global_batch / elapsed if elapsed > 0 else 0.0
         steps_per_second = steps_done / elapsed if elapsed > 0 else 0.0
         record = {name: float(value.numpy()) / self._count for name, value in self._sums.items()}
+        self.last_loss = record.get("loss", float("nan"))
         record.update(
             time=time.time(),
             phase=self.phase,

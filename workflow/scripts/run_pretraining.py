@@ -67,6 +67,14 @@ def parse_args(argv):
         help="a collective waiting longer fails the job (must exceed the first step's compile and a checkpoint "
         "write); 0 = no limit",
     )
+    parser.add_argument(
+        "--hang_timeout_seconds", type=float, default=3600,
+        help="no step completed for this long: log it and exit 76 so the job is rerun; 0 = no watchdog",
+    )
+    parser.add_argument(
+        "--divergence_patience", type=int, default=3,
+        help="stop when the loss is non-finite or exploding for this many log lines in a row",
+    )
     args = parser.parse_args(argv)
     if args.use_fp16:
         args.precision = "fp16"
