@@ -12,7 +12,7 @@ import tensorflow as tf
 from bert_pretraining import checkpoints
 from bert_pretraining.distributed import single_process
 from bert_pretraining.modeling import BertConfig
-from bert_pretraining.training import SegmentSettings, train_segment, TrainingState
+from bert_pretraining.training import SegmentSettings, train_segment
 from bert_pretraining import training_log
 
 from synthetic_records import VOCAB_SIZE, make_records

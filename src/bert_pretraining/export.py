@@ -384,7 +384,7 @@ def model_card(
         "",
         f"# {model_name}",
         "",
-        f"A BERT model pretrained with masked-language modelling"
+        "A BERT model pretrained with masked-language modelling"
         + (" and next-sentence prediction" if use_next_sentence_prediction else " only (no next-sentence prediction)")
         + f", {casing}, exported from the training checkpoint `{checkpoint}`"
         + (f" (global step {global_step:,})." if global_step is not None else "."),
