@@ -20,7 +20,6 @@ save, for example), and the link keeps the data, at no extra disk cost.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from .corpus import file_sha256
 from .errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -72,14 +72,6 @@ def normalize_prefix(path: str) -> str:
     return path
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync_directory(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -118,7 +110,7 @@ def save_checkpoint(directory: str, step: int, tensors: dict) -> CheckpointRef:
             "files": {
                 os.path.basename(checkpoint_prefix(directory, step) + suffix): {
                     "bytes": os.path.getsize(staged_prefix + suffix),
-                    "sha256": _sha256(staged_prefix + suffix),
+                    "sha256": file_sha256(staged_prefix + suffix),
                 }
                 for suffix in (DATA_SUFFIX, INDEX_SUFFIX)
             },
@@ -161,8 +153,8 @@ def _remove_stale_saves(directory: str) -> None:
 
 def _write_checkpoint_state(directory: str, step: int) -> None:
     """The ``checkpoint`` file that tf.train.latest_checkpoint and Google's tools read."""
-    newest = max((ref.step for ref in list_checkpoints(directory, include_segment_ends=False)), default=step)
-    steps = sorted(ref.step for ref in list_checkpoints(directory, include_segment_ends=False))
+    steps = [ref.step for ref in list_checkpoints(directory, include_segment_ends=False)]
+    newest = max(steps, default=step)
     lines = [f'model_checkpoint_path: "model.ckpt-{newest}"']
     lines += [f'all_model_checkpoint_paths: "model.ckpt-{s}"' for s in steps]
     temporary = os.path.join(directory, f".checkpoint.tmp-{os.getpid()}")
@@ -216,7 +208,7 @@ def verify_checkpoint(prefix: str) -> list[str]:
             size = os.path.getsize(path)
             if size != entry["bytes"]:
                 problems.append(f"{path} has {size} bytes, expected {entry['bytes']} (truncated?)")
-            elif _sha256(path) != entry["sha256"]:
+            elif file_sha256(path) != entry["sha256"]:
                 problems.append(f"{path} does not match its SHA-256 in {os.path.basename(manifest_path)} (corrupted)")
         return problems
     try:
@@ -247,16 +239,17 @@ def newest_valid_checkpoint(
     return None
 
 
-def read_checkpoint(prefix: str, expected: dict[str, tuple[tuple[int, ...], str]]) -> dict:
+def read_checkpoint(prefix: str, expected: dict[str, tuple[tuple[int, ...], str]], *, verify: bool = True) -> dict:
     """Read the named tensors as numpy arrays, checking that each exists with its shape.
 
     ``expected`` maps names to ``(shape, dtype name)``; a missing tensor or a
     shape that differs (a checkpoint of another model size) is a
     CheckpointError that names the tensor, both shapes and the checkpoint.
+    ``verify=False`` skips hashing the files again when the caller just did.
     """
     import tensorflow as tf
 
-    problems = verify_checkpoint(prefix)
+    problems = verify_checkpoint(prefix) if verify else []
     if problems:
         raise CheckpointError(f"checkpoint {prefix} is damaged: {'; '.join(problems)}")
     reader = tf.train.load_checkpoint(prefix)

@@ -9,10 +9,10 @@ submitted, with a message that names the key.
 
 from __future__ import annotations
 
-import glob
 import os
 
-from .errors import ConfigError
+from .corpus import expand_patterns
+from .errors import ConfigError, CorpusError
 from .plan import Segment, plan_run
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -53,16 +53,10 @@ def training_plan(config: dict) -> list[Segment]:
 
 def corpus_files(config: dict) -> list[str]:
     """The corpus files matched by ``corpus.files``, sorted; each glob must match."""
-    files: set[str] = set()
-    for pattern in config["corpus"]["files"]:
-        matched = [path for path in glob.glob(pattern) if os.path.isfile(path)]
-        if not matched:
-            raise ConfigError(
-                f"corpus.files: the pattern {pattern!r} matches no file "
-                f"(working directory {os.getcwd()}); expected plain-text corpus files"
-            )
-        files.update(matched)
-    return sorted(files)
+    try:
+        return expand_patterns(config["corpus"]["files"], flag="corpus.files")
+    except CorpusError as error:
+        raise ConfigError(str(error)) from None
 
 
 def check_config(config: dict) -> None:

@@ -117,7 +117,8 @@ class TrainingState(tf.Module):
             for name, variable in self.tensors_by_name().items()
             if name not in ("loss_scale", "loss_scale_good_steps", "skipped_steps")
         }
-        values = checkpoints.read_checkpoint(prefix, wanted)
+        # choose_start restores only checkpoints it has just verified.
+        values = checkpoints.read_checkpoint(prefix, wanted, verify=False)
         optional = checkpoints.read_optional(prefix, ["loss_scale", "loss_scale_good_steps", "skipped_steps"])
         values.update({name: value for name, value in optional.items() if name in self.tensors_by_name()})
         for name, variable in self.tensors_by_name().items():
