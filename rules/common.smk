@@ -12,7 +12,13 @@ from snakemake.utils import validate
 # config and plan modules are used here, and they need nothing but the stdlib.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from bert_pretraining.config import check_config, corpus_files, resolved_phases, training_plan
+from bert_pretraining.config import (
+    check_config,
+    corpus_files,
+    resolved_phases,
+    training_plan,
+    training_python,
+)
 from bert_pretraining.errors import ConfigError
 
 validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -27,6 +33,14 @@ os.umask(int(config["umask"], 8))
 # Jobs run the interpreter that runs Snakemake, so a virtual environment or a
 # site module that provides Snakemake also provides the package and TensorFlow.
 PYTHON = shlex.quote(sys.executable)
+# Training may run another interpreter (training.python: a site module or a
+# venv with Horovod); the workflow's own package goes on its PYTHONPATH.
+SRC = Path(workflow.basedir) / "src"
+TRAINING_PYTHON = (
+    f"env PYTHONPATH={shlex.quote(str(SRC))}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(training_python(config))}"
+    if training_python(config)
+    else PYTHON
+)
 SCRIPTS = Path(workflow.basedir) / "workflow/scripts"
 RESULTS = f"{config['results_dir']}/{config['run_name']}"
 LOGS = f"{RESULTS}/logs"

@@ -115,4 +115,4 @@ for _phase in PHASES:
             tasks_per_node=1,
             cpus_per_task=lambda wildcards, threads: threads,
         shell:
-            "{params.launcher} {PYTHON} {SCRIPTS}/run_pretraining.py {params.flags} >> {log:q} 2>&1"
+            "{params.launcher} {TRAINING_PYTHON} {SCRIPTS}/run_pretraining.py {params.flags} >> {log:q} 2>&1"

@@ -53,6 +53,8 @@ BAD_CONFIGS = [
     ("no phases", mutate(["phases"], []), "phases"),
     ("world-writable umask", mutate(["umask"], "0000"), "umask is 0000, which leaves outputs world-writable"),
     ("umask not octal", mutate(["umask"], "0999"), "umask"),
+    ("training interpreter missing", mutate(["training", "python"], "envs/none/bin/python"), "training.python is 'envs/none/bin/python', which is not an executable file"),
+    ("training interpreter not a command", mutate(["training", "python"], 3), "python"),
     # Snakemake merges --configfile over config.yaml, so a missing section is filled from it;
     # a section of the wrong type is refused.
     ("phases not a list", mutate(["phases"], "two"), "phases"),

@@ -10,6 +10,7 @@ submitted, with a message that names the key.
 from __future__ import annotations
 
 import os
+import shutil
 
 from .corpus import expand_patterns
 from .errors import ConfigError, CorpusError
@@ -110,6 +111,30 @@ def check_config(config: dict) -> None:
     if vocab_file:
         check_vocabulary_file(vocab_file, "vocabulary.file")
     corpus_files(config)
+    training_python(config)
+
+
+def training_python(config: dict, basedir: str = ".") -> str | None:
+    """The interpreter of ``training.python`` as a usable path (None: Snakemake's own).
+
+    A value with a slash is a path (relative ones to ``basedir``); a bare
+    name is looked up on PATH, as the job's shell would.
+    """
+    value = config["training"].get("python")
+    if not value:
+        return None
+    if os.sep in value:
+        path = value if os.path.isabs(value) else os.path.join(basedir, value)
+        found = path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    else:
+        found = shutil.which(value)
+    if found is None:
+        raise ConfigError(
+            f"training.python is {value!r}, which is not an executable file or a command on PATH; "
+            "expected the Python interpreter that has TensorFlow (and Horovod), "
+            "for example .venv-tf215/bin/python, or null for Snakemake's own"
+        )
+    return value
 
 
 def check_vocabulary_file(path: str, key: str) -> None:
