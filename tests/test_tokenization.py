@@ -1,7 +1,10 @@
 """WordPiece vocabulary training, checking, and BERT tokenisation rules."""
 
 import hashlib
+import io
+import logging
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bert_pretraining.errors import VocabularyError
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel, WordPiece
+from tokenizers.trainers import WordLevelTrainer, WordPieceTrainer
+
+from bert_pretraining.errors import CorpusError, VocabularyError
+from bert_pretraining.progress import Progress
 from bert_pretraining.tokenization import (
     SPECIAL_TOKENS,
+    _configure,
+    _training_lines,
     case_mismatch_warning,
     copy_vocabulary,
     load_tokenizer,
@@ -140,6 +150,113 @@ def test_matches_googles_tokenizer_on_ascii(trained_vocab, text, do_lower_case):
     assert tokenizer.encode(text, add_special_tokens=False).tokens == _reference_tokenize(text, vocab, do_lower_case)
 
 
+# --- training through our own iterator (progress) ----------------------------------
+
+
+def write_awkward_corpus(directory: Path) -> list[str]:
+    """Two files with what line-by-line reading could get wrong."""
+    a = directory / "a.txt"
+    # BOM, CRLF, whitespace and control characters at line ends, inner
+    # whitespace, non-ASCII, CJK, blank lines.
+    a.write_bytes(
+        "\ufeffThe café  Company\r\nreported\tearnings .\x1c\n\n  \n"
+        "Profit fell\u2028rose\x85\nunaffable,中文 Café\x0b\nstrasse Straße\r\n".encode("utf-8")
+        + write_text(directory / "text.txt", num_documents=40).read_bytes()
+    )
+    b = directory / "b.txt"
+    b.write_bytes("no final newline café".encode("utf-8"))  # ends a line without "\n"
+    return [str(a), str(b)]
+
+
+def _new_tokenizer(model, do_lower_case):
+    return _configure(Tokenizer(model), do_lower_case)
+
+
+@pytest.mark.parametrize("do_lower_case", [False, True])
+def test_training_lines_give_the_trainer_the_same_words_as_training_on_files(tmp_path, do_lower_case):
+    # A trainer's only input is the {word: count} map built from what it is
+    # fed. WordLevelTrainer turns it into a vocabulary ordered by count, then
+    # word (deterministic; min_frequency 0 keeps every word), so equal
+    # vocabularies mean equal counts. Also with a length hint (only used by
+    # the Rust progress bar).
+    files = write_awkward_corpus(tmp_path)
+
+    def words(train):
+        tokenizer = _new_tokenizer(WordLevel(unk_token="[UNK]"), do_lower_case)
+        train(tokenizer, WordLevelTrainer(vocab_size=10**6, min_frequency=0, special_tokens=[], show_progress=False))
+        vocab = tokenizer.get_vocab()
+        return sorted(vocab, key=vocab.get)
+
+    def lines():
+        return _training_lines(files, Progress("test", stream=io.StringIO(), use_bar=False), batch_size=7)
+
+    expected = words(lambda tokenizer, trainer: tokenizer.train(files, trainer))
+    assert len(expected) > 40 and {"cafe" if do_lower_case else "café", "中", "rose", "newline"} <= set(expected)
+    assert words(lambda tokenizer, trainer: tokenizer.train_from_iterator(lines(), trainer)) == expected
+    assert words(lambda tokenizer, trainer: tokenizer.train_from_iterator(lines(), trainer, length=3)) == expected
+
+
+@pytest.mark.parametrize("do_lower_case", [False, True])
+def test_trained_vocabulary_matches_tokenizer_train(tmp_path, do_lower_case):
+    # HF's WordPiece trainer numbers the ## characters and breaks ties between
+    # merges in hash-map order, so ids (and a few merged tokens) differ from
+    # run to run even for tokenizer.train (huggingface/tokenizers#1794). The
+    # characters and ## characters do not depend on that order.
+    files = write_awkward_corpus(tmp_path)
+    tokens = train_vocabulary(files, str(tmp_path / "vocab.txt"), vocab_size=300, do_lower_case=do_lower_case,
+                              progress_stream=io.StringIO())
+    tokenizer = _new_tokenizer(WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"), do_lower_case)
+    tokenizer.train(files, WordPieceTrainer(vocab_size=300, min_frequency=2, special_tokens=list(SPECIAL_TOKENS),
+                                            continuing_subword_prefix="##", show_progress=False))
+    vocab = tokenizer.get_vocab()
+    expected = sorted(vocab, key=vocab.get)
+    assert tokens[:5] == expected[:5] == list(SPECIAL_TOKENS)
+
+    def characters(tokens):
+        return {token for token in tokens if len(token.removeprefix("##")) == 1}
+
+    assert characters(tokens) == characters(expected)
+    assert {"##ß", "中", "文"} <= characters(tokens)
+    assert abs(len(tokens) - len(expected)) <= 5
+
+
+def test_training_reports_progress_lines_and_the_merge_phase(tmp_path, caplog):
+    files = [str(write_text(tmp_path / f"corpus{i}.txt", num_documents=100, seed=i)) for i in range(3)]
+    total = sum(Path(path).stat().st_size for path in files)
+    stream = io.StringIO()
+    with caplog.at_level(logging.INFO, logger="bert_pretraining.tokenization"):
+        train_vocabulary(files, str(tmp_path / "vocab.txt"), vocab_size=150,
+                         progress_interval=0, progress_stream=stream)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()  # plain lines, no redrawn bar
+    pattern = re.compile(r"vocabulary, counting words: \d+\.\d/\d+\.\d MiB \(\d+%\), \d+ MiB/s")
+    assert len(lines) > 10 and all(pattern.match(line) for line in lines)
+    assert re.search(r", ETA \d+:\d\d:\d\d$", lines[0])
+    assert lines[-1].startswith(f"vocabulary, counting words: {total / 2**20:.1f}/{total / 2**20:.1f} MiB (100%)")
+    assert re.search(r", done in \d+:\d\d:\d\d$", lines[-1])
+    messages = [record.getMessage() for record in caplog.records]
+    merge = next(i for i, message in enumerate(messages) if "computing the WordPiece merges up to 150 tokens" in message)
+    assert "counted the words of 3 files" in messages[merge]
+    assert any(message.startswith("trained the vocabulary in ") for message in messages[merge + 1:])
+
+
+def test_training_reports_bad_utf8_with_file_and_line(tmp_path):
+    good = write_text(tmp_path / "good.txt", num_documents=10)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine line\nstill fine\nbroken \xff here\n")
+    with pytest.raises(CorpusError, match=r"bad\.txt:3: not valid UTF-8 \(byte 0xff at byte 8 of the line\)"):
+        train_vocabulary([str(good), str(bad)], str(tmp_path / "vocab.txt"), progress_stream=io.StringIO())
+    assert not (tmp_path / "vocab.txt").exists()
+
+
+def test_training_rejects_missing_and_empty_files(tmp_path):
+    with pytest.raises(CorpusError, match=r"nope\.txt: input file does not exist"):
+        train_vocabulary([str(tmp_path / "nope.txt")], str(tmp_path / "vocab.txt"))
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(CorpusError, match=r"empty\.txt\) are empty; expected corpus text"):
+        train_vocabulary([str(tmp_path / "empty.txt")], str(tmp_path / "vocab.txt"))
+
+
 # --- checking vocabularies --------------------------------------------------------
 
 
@@ -195,6 +312,9 @@ def test_script_trains_and_copies(tmp_path):
                         "--min-frequency", "1")
     assert result.returncode == 0, result.stderr
     assert read_vocabulary(str(tmp_path / "vocab.txt"))[:5] == list(SPECIAL_TOKENS)
+    # stderr is not a terminal: a plain progress line, no bar, then the merge phase.
+    assert re.search(r"^vocabulary, counting words: .*\(100%\).*, done in ", result.stderr, re.M), result.stderr
+    assert "computing the WordPiece merges" in result.stderr and "\r" not in result.stderr
     result = run_script("--given-vocab", tmp_path / "vocab.txt", "--output", tmp_path / "copy.txt")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "copy.txt").read_bytes() == (tmp_path / "vocab.txt").read_bytes()
