@@ -2,18 +2,25 @@
 
 import random
 from collections import Counter
+from typing import Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bert_pretraining.instances import (
+    KEEP_PROB_GIVEN_NOT_MASK,
+    MASK_PROB,
     InstanceOptions,
+    TrainingInstance,
     VocabInfo,
+    _Draws,
+    _shuffle,
     check_instance_options,
     create_instances_from_document,
     create_masked_lm_predictions,
     create_training_instances,
+    shuffle,
     truncate_seq_pair,
 )
 from bert_pretraining.errors import ConfigError
@@ -288,3 +295,279 @@ def test_bad_options_name_the_flag(options, flag):
     with pytest.raises(ConfigError, match=flag):
         check_instance_options(options)
     check_instance_options(InstanceOptions(max_seq_length=128, max_predictions_per_seq=125))
+
+
+# --- the inlined random draws ------------------------------------------------------
+#
+# The algorithm inlines Random.shuffle and Random.randint for speed; these
+# tests pin that the draws, the results and the generator state stay those of
+# the random module and of the straightforward algorithm (Google's).
+
+
+@settings(max_examples=300, deadline=None)
+@given(length=st.integers(0, 700), keep=st.integers(0, 700), seed=st.integers(0, 2**64))
+def test_inlined_shuffle_is_random_shuffle(length, keep, seed):
+    expected, expected_rng = list(range(length)), random.Random(seed)
+    expected_rng.shuffle(expected)
+    ours, rng = list(range(length)), random.Random(seed)
+    _shuffle(ours, rng.getrandbits, length)
+    assert ours == expected
+    assert rng.getstate() == expected_rng.getstate()
+    # Only a prefix needed: the same prefix and the same draws.
+    keep = min(keep, length)
+    partial, rng = list(range(length)), random.Random(seed)
+    _shuffle(partial, rng.getrandbits, keep)
+    assert partial[:keep] == expected[:keep]
+    assert rng.getstate() == expected_rng.getstate()
+    # The public helper, on any objects.
+    objects, rng = [[i] for i in range(length)], random.Random(seed)
+    shuffle(objects, rng)
+    assert objects == [[i] for i in expected] and rng.getstate() == expected_rng.getstate()
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.integers(-1000, 1000), width=st.integers(0, 2**40), seed=st.integers(0, 2**32 - 1))
+def test_inlined_randint_is_random_randint(a, width, seed):
+    expected_rng, rng = random.Random(seed), random.Random(seed)
+    for _ in range(3):
+        assert _Draws(rng).randint(a, a + width) == expected_rng.randint(a, a + width)
+    assert rng.getstate() == expected_rng.getstate()
+
+
+def test_subclasses_keep_their_own_draws():
+    assert _Draws(random.Random(0)).getrandbits is not None
+    assert _Draws(SentinelRandom(0)).getrandbits is None  # overrides randint
+
+    class OwnRandom(random.Random):  # random() only: Random uses _randbelow_without_getrandbits
+        def random(self):
+            return super().random()
+
+    assert _Draws(OwnRandom(0)).getrandbits is None
+    values, rng = list(range(50)), OwnRandom(0)
+    shuffle(values, rng)
+    expected = list(range(50))
+    OwnRandom(0).shuffle(expected)
+    assert values == expected
+
+
+# The algorithm as it was first written (a transcription of Google's
+# create_instances_from_document and create_masked_lm_predictions on ids):
+# the optimised code must give the same instances and leave the generator in
+# the same state.
+
+def reference_masked_lm_predictions(
+    token_ids: Sequence[int],
+    masked_lm_prob: float,
+    max_predictions_per_seq: int,
+    vocab: VocabInfo,
+    rng: random.Random,
+    do_whole_word_mask: bool = False,
+):
+    # Candidate "words": lists of positions. Without whole-word masking every
+    # piece is its own word.
+    cls_id, sep_id = vocab.cls_id, vocab.sep_id
+    if not do_whole_word_mask:
+        cand_indexes = [[i] for i, token_id in enumerate(token_ids) if token_id != cls_id and token_id != sep_id]
+    else:
+        cand_indexes = []
+        word_may_continue = False
+        for i, token_id in enumerate(token_ids):
+            if token_id == cls_id or token_id == sep_id:
+                word_may_continue = False
+                continue
+            if word_may_continue and vocab.is_continuation[token_id]:
+                cand_indexes[-1].append(i)
+            else:
+                cand_indexes.append([i])
+            word_may_continue = True
+
+    rng.shuffle(cand_indexes)
+    output_ids = list(token_ids)
+    num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(token_ids) * masked_lm_prob))))
+
+    masked: list[tuple[int, int]] = []
+    for index_set in cand_indexes:
+        if len(masked) >= num_to_predict:
+            break
+        # A whole word that would exceed the budget is skipped (Google).
+        if len(masked) + len(index_set) > num_to_predict:
+            continue
+        # One decision per word (per piece in Google's code; see module doc).
+        if rng.random() < MASK_PROB:
+            replacement = "mask"
+        elif rng.random() < KEEP_PROB_GIVEN_NOT_MASK:
+            replacement = "keep"
+        else:
+            replacement = "random"
+        for index in index_set:
+            if replacement == "mask":
+                output_ids[index] = vocab.mask_id
+            elif replacement == "random":
+                # Any vocabulary id, special tokens included, as Google draws
+                # from the whole vocabulary list.
+                output_ids[index] = rng.randint(0, vocab.size - 1)
+            masked.append((index, token_ids[index]))
+    masked.sort()
+    return (output_ids, [index for index, _ in masked], [label for _, label in masked])
+
+
+def reference_instances_from_document(
+    all_documents: Sequence[Sequence[Sequence[int]]],
+    document_index: int,
+    options: InstanceOptions,
+    vocab: VocabInfo,
+    rng: random.Random,
+):
+    document = all_documents[document_index]
+    # Account for [CLS], [SEP], [SEP].
+    max_num_tokens = options.max_seq_length - 3
+
+    # Usually fill the whole sequence (padding is wasted compute), sometimes
+    # aim shorter to match fine-tuning inputs. A target, not a hard limit.
+    target_seq_length = max_num_tokens
+    if rng.random() < options.short_seq_prob:
+        target_seq_length = rng.randint(2, max_num_tokens)
+
+    instances = []
+    current_chunk: list[Sequence[int]] = []
+    current_length = 0
+    i = 0
+    while i < len(document):
+        segment = document[i]
+        current_chunk.append(segment)
+        current_length += len(segment)
+        if i == len(document) - 1 or current_length >= target_seq_length:
+            if current_chunk:
+                # How many sentences of the chunk go into segment A.
+                a_end = 1
+                if len(current_chunk) >= 2:
+                    a_end = rng.randint(1, len(current_chunk) - 1)
+                tokens_a: list[int] = []
+                for j in range(a_end):
+                    tokens_a.extend(current_chunk[j])
+
+                tokens_b: list[int] = []
+                if len(current_chunk) == 1 or rng.random() < 0.5:
+                    is_random_next = True
+                    target_b_length = target_seq_length - len(tokens_a)
+                    # Try to take B from another document (rarely needs a
+                    # second try on a real corpus).
+                    for _ in range(10):
+                        random_document_index = rng.randint(0, len(all_documents) - 1)
+                        if random_document_index != document_index:
+                            break
+                    random_document = all_documents[random_document_index]
+                    random_start = rng.randint(0, len(random_document) - 1)
+                    for j in range(random_start, len(random_document)):
+                        tokens_b.extend(random_document[j])
+                        if len(tokens_b) >= target_b_length:
+                            break
+                    # The chunk's sentences after A were not used: put them
+                    # back so they start the next chunk.
+                    num_unused_segments = len(current_chunk) - a_end
+                    i -= num_unused_segments
+                else:
+                    is_random_next = False
+                    for j in range(a_end, len(current_chunk)):
+                        tokens_b.extend(current_chunk[j])
+                num_truncated = truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+                assert tokens_a and tokens_b
+
+                tokens = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
+                segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
+                predictions = reference_masked_lm_predictions(
+                    tokens,
+                    options.masked_lm_prob,
+                    options.max_predictions_per_seq,
+                    vocab,
+                    rng,
+                    options.do_whole_word_mask,
+                )
+                instances.append(
+                    TrainingInstance(
+                        input_ids=predictions[0],
+                        segment_ids=segment_ids,
+                        masked_lm_positions=predictions[1],
+                        masked_lm_ids=predictions[2],
+                        is_random_next=is_random_next,
+                        num_truncated=num_truncated,
+                    )
+                )
+            current_chunk = []
+            current_length = 0
+        i += 1
+    return instances
+
+
+
+
+class OwnRandint(random.Random):
+    """A subclass with its own randint: the algorithm must call its methods."""
+
+    def randint(self, a, b):
+        return super().randint(a, b)
+
+
+def documents_strategy(max_sentence):
+    sentence = st.lists(st.integers(5, SENTINEL - 1), min_size=1, max_size=max_sentence)
+    return st.lists(st.lists(sentence, min_size=1, max_size=8), min_size=1, max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(documents=documents_strategy(30), max_seq_length=st.integers(8, 64), prob=st.floats(0.01, 0.6),
+       max_pred=st.integers(1, 5), short_seq_prob=st.floats(0, 1), whole_word=st.booleans(),
+       seed=st.integers(0, 2**32 - 1), subclass=st.booleans(), special=st.booleans())
+def test_optimised_algorithm_matches_the_reference(documents, max_seq_length, prob, max_pred, short_seq_prob,
+                                                    whole_word, seed, subclass, special):
+    if special:  # [CLS] / [SEP] ids inside the text: the general candidate path
+        documents[0][0] = [CLS, *documents[0][0], SEP]
+    options = InstanceOptions(max_seq_length=max_seq_length, max_predictions_per_seq=max_pred,
+                              masked_lm_prob=prob, short_seq_prob=short_seq_prob,
+                              do_whole_word_mask=whole_word)
+    make = OwnRandint if subclass else random.Random
+    rng, expected_rng = make(seed), make(seed)
+    for index in range(len(documents)):
+        ours = create_instances_from_document(documents, index, options, VOCAB, rng)
+        expected = reference_instances_from_document(documents, index, options, VOCAB, expected_rng)
+        assert ours == expected
+    assert rng.getstate() == expected_rng.getstate()
+
+
+@settings(max_examples=200, deadline=None)
+@given(tokens=st.lists(st.integers(0, SENTINEL - 1), min_size=1, max_size=200), prob=st.floats(0.01, 1),
+       max_pred=st.integers(1, 80), whole_word=st.booleans(), seed=st.integers(0, 2**32 - 1),
+       sentinel=st.booleans())
+def test_optimised_masking_matches_the_reference(tokens, prob, max_pred, whole_word, seed, sentinel):
+    make = SentinelRandom if sentinel else random.Random
+    rng, expected_rng = make(seed), make(seed)
+    ours = create_masked_lm_predictions(tokens, prob, max_pred, VOCAB, rng, whole_word)
+    assert tuple(ours) == reference_masked_lm_predictions(tokens, prob, max_pred, VOCAB, expected_rng, whole_word)
+    assert rng.getstate() == expected_rng.getstate()
+
+
+def reference_training_instances(documents, options, vocab, rng):
+    all_documents = [document for document in documents if document]
+    rng.shuffle(all_documents)
+    instances = []
+    for _ in range(options.dupe_factor):
+        for document_index in range(len(all_documents)):
+            instances.extend(reference_instances_from_document(all_documents, document_index, options, vocab, rng))
+    rng.shuffle(instances)
+    return instances
+
+
+@settings(max_examples=100, deadline=None)
+@given(documents=documents_strategy(20), max_seq_length=st.integers(8, 48), whole_word=st.booleans(),
+       dupe_factor=st.integers(1, 3), seed=st.integers(0, 2**32 - 1), special=st.booleans())
+def test_optimised_training_instances_match_the_reference(documents, max_seq_length, whole_word, dupe_factor,
+                                                          seed, special):
+    # The whole outer loop, with the candidate positions taken from the layout
+    # when no sentence holds [CLS] / [SEP] (and scanned when one does).
+    if special:
+        documents[-1][-1] = [SEP, *documents[-1][-1], CLS]
+    options = InstanceOptions(max_seq_length=max_seq_length, max_predictions_per_seq=4, dupe_factor=dupe_factor,
+                              do_whole_word_mask=whole_word)
+    rng, expected_rng = random.Random(seed), random.Random(seed)
+    assert create_training_instances(documents, options, VOCAB, rng) == reference_training_instances(
+        documents, options, VOCAB, expected_rng)
+    assert rng.getstate() == expected_rng.getstate()
