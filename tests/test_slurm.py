@@ -36,17 +36,12 @@ from workflow_helpers import REPO, SNAKEMAKE, fresh_clone, load_yaml, write_yaml
 pytestmark = pytest.mark.slurm
 
 # --- the training geometry of the test's jobs ------------------------------------------------
-# >>> Flip to True once multi-rank data-parallel training lands: srun then starts
-# all NODES * TASKS_PER_NODE ranks (plain `srun` as in production). Until then the
-# overlay's launcher starts one rank (`srun --ntasks=1` in the two-node
-# allocation), because N single-process trainers would write the same checkpoints.
-DISTRIBUTED_TRAINING = False
-
 OVERLAY = os.path.join(REPO, "tests", "slurm", "overlay", "config.yaml")
 NODES = 2  # the production profile's
 # sbatch --ntasks-per-node of the test's training jobs (the overlay's: 2, not 4).
 TASKS_PER_NODE = load_yaml(OVERLAY)["set-resources"]["pretrain_phase128"]["tasks_per_node"]
-RANKS = NODES * TASKS_PER_NODE if DISTRIBUTED_TRAINING else 1
+# The segment's srun starts every rank: data-parallel training over both nodes.
+RANKS = NODES * TASKS_PER_NODE
 
 TRAINING_RULES = ("pretrain_phase128", "pretrain_phase512")
 RUN = "slurm"
@@ -86,21 +81,18 @@ def merged_profile(overlay):
 
 
 def write_testbed_profile(workdir):
-    """Write profiles/slurm-testbed/ into the clone: production + overlay (+ plain srun when distributed)."""
+    """Write profiles/slurm-testbed/ into the clone: the production profile with the overlay merged in."""
     profile = merged_profile(load_yaml(OVERLAY))
-    for rule in TRAINING_RULES:
-        if DISTRIBUTED_TRAINING:
-            profile["set-resources"][rule]["mpi"] = "srun"
     os.makedirs(os.path.join(workdir, "profiles", "slurm-testbed"), exist_ok=True)
     write_yaml(os.path.join(workdir, "profiles", "slurm-testbed", "config.yaml"), profile)
     return "profiles/slurm-testbed"
 
 
 def small_config(workdir):
-    """The demo in miniature (as tests/test_resume_workflow.py): 2 shards, few steps."""
+    """The demo in miniature: one record shard per rank, few steps."""
     config = load_yaml(os.path.join(workdir, "demo", "config.yaml"))
     config["run_name"] = RUN
-    config["corpus"]["num_shards"] = 2
+    config["corpus"]["num_shards"] = RANKS  # each rank reads its own record files
     config["records"]["dupe_factor"] = 1
     config["vocabulary"]["size"] = 1000
     config["training"]["save_checkpoints_steps"] = 10
