@@ -64,11 +64,9 @@ def test_a_slowly_falling_or_noisy_finite_loss_never_stops(losses):
 
 
 def test_steps_skipped_in_a_row_stop_training():
-    guard = DivergenceGuard(max_skipped_in_a_row=3)
-    guard.after_step(5, advanced=False)
-    guard.after_step(5, advanced=False)
-    guard.after_step(6, advanced=True)  # an fp16 overflow or two is normal
-    guard.after_step(6, advanced=False)
-    guard.after_step(6, advanced=False)
-    with pytest.raises(DivergenceError, match="not finite for 3 consecutive steps"):
-        guard.after_step(6, advanced=False)
+    guard = DivergenceGuard(max_skipped_in_a_row=5)
+    guard.after_reading(5, advanced=0, skipped=2)
+    guard.after_reading(6, advanced=1, skipped=1)  # an fp16 overflow or two is normal
+    guard.after_reading(6, advanced=0, skipped=3)
+    with pytest.raises(DivergenceError, match="not finite for 5 consecutive steps"):
+        guard.after_reading(6, advanced=0, skipped=2)

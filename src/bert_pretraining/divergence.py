@@ -28,14 +28,17 @@ class DivergenceGuard:
         self.bad_checks = 0
         self.skipped_in_a_row = 0
 
-    def after_step(self, step: int, advanced: bool) -> None:
+    def after_reading(self, step: int, advanced: int, skipped: int) -> None:
         """Count steps skipped for non-finite gradients; too many in a row is divergence.
 
-        fp16 overflows are skipped while the loss scale adapts (a few in a row at
+        ``advanced`` and ``skipped``: step calls since the previous reading of the
+        step (host_step.HostStep) whose update was applied or skipped. fp16
+        overflows are skipped while the loss scale adapts (a few in a row at
         most); a model whose gradients stay non-finite never advances again and
         would otherwise loop until the time limit without writing a log line.
         """
-        self.skipped_in_a_row = 0 if advanced else self.skipped_in_a_row + 1
+        # Within one reading the order is unknown: one applied update resets the count.
+        self.skipped_in_a_row = 0 if advanced else self.skipped_in_a_row + skipped
         if self.skipped_in_a_row >= self.max_skipped_in_a_row:
             raise DivergenceError(
                 f"training diverged at step {step}: the gradients were not finite for "

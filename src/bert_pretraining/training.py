@@ -24,6 +24,7 @@ from .modeling import BertConfig, BertPretrainer, pretraining_loss
 from .optimization import AdamWeightDecay, DynamicLossScale, all_finite, clip_by_global_norm
 from .schedule import learning_rate_tensor
 from .divergence import DivergenceGuard
+from .host_step import HostStep
 from .training_log import TrainingLog
 from .watchdog import HangWatchdog
 
@@ -318,13 +319,21 @@ def train_segment(settings: SegmentSettings, replica: Replica) -> int:
     batches = iter(dataset)  # endless
     watchdog = HangWatchdog(settings.hang_timeout_seconds).start()
     divergence = DivergenceGuard(patience=settings.divergence_patience)
+    host_step = HostStep(
+        step, end_step=settings.end_step, intervals=(settings.log_every_steps, settings.save_checkpoints_steps)
+    )
     while True:
         micro_batches = [next(batches) for _ in range(accumulation)]
         metrics = train_step(micro_batches, dropout_seeds(state, settings, replica))
-        previous_step, step = step, int(state.global_step.numpy())
+        training_log.add(metrics)
+        watchdog.beat()  # a hung device blocks the next reading, so the beats stop there
+        if not host_step.after_call():
+            continue
+        reading = host_step.read(int(state.global_step.numpy()))
+        step = reading.step
         watchdog.beat(step)
-        divergence.after_step(step, advanced=step > previous_step)
-        if training_log.after_step(step, metrics, state):
+        divergence.after_reading(step, reading.advanced, reading.skipped)
+        if training_log.after_step(step, state):
             divergence.check(step, training_log.last_loss)  # raises before a diverged state is saved
         if step >= settings.end_step:
             break

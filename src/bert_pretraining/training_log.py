@@ -80,16 +80,19 @@ class TrainingLog:
         self._window_first_step = step
         self._window_batches = 0
 
-    def after_step(self, step: int, metrics: dict, state) -> bool:
-        """Account for one step; return True when a log line was written (last_loss is fresh)."""
-        self.step_advanced = step > self._last_step
-        self._last_step = step
+    def add(self, metrics: dict) -> None:
+        """Account for one step call (sums stay on the device: no wait for it)."""
         self._count += 1
         self._window_batches += 1
         for name in AVERAGED:
             if name in metrics:
                 self._sums[name] = self._sums.get(name, 0.0) + tf.cast(metrics[name], tf.float32)
         self._last = metrics
+
+    def after_step(self, step: int, state) -> bool:
+        """At a reading of the global step: write a line when one is due; True when written (last_loss is fresh)."""
+        self.step_advanced = step > self._last_step
+        self._last_step = step
         due = self.step_advanced and step % self.settings.log_every_steps == 0
         if due or step >= self.settings.end_step:
             self._write(step, state)

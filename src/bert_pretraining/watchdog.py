@@ -39,7 +39,8 @@ class HangWatchdog:
 
     def beat(self, step: int | None = None) -> None:
         self._last_beat = self._clock()
-        self._last_step = step
+        if step is not None:
+            self._last_step = step
 
     def stop(self) -> None:
         self._stopped.set()
