@@ -127,7 +127,7 @@ def save_checkpoint(directory: str, step: int, tensors: dict) -> CheckpointRef:
         for suffix in (DATA_SUFFIX, MANIFEST_SUFFIX, INDEX_SUFFIX):
             _replace(staged_prefix + suffix, final_prefix + suffix)
         _fsync_directory(directory)
-    except OSError as error:
+    except (OSError, tf.errors.OpError) as error:  # a full disk in SaveV2 is a ResourceExhaustedError
         raise CheckpointError(
             f"could not save checkpoint model.ckpt-{step} in {directory}: {error}; "
             "the previous checkpoint stays the latest"

@@ -9,7 +9,9 @@ GPU. The host needs the exact step only at events (a log line, a checkpoint,
 the segment's end) and now and then to answer a stop request (SLURM's
 pre-timeout signal). Since the step grows by at most one per call,
 ``last read + calls since`` bounds it from above: the loop reads it only when
-that bound reaches the next event, or after ``max_unsynced`` calls.
+that bound reaches the next event, or after ``max_unsynced`` calls: often
+enough that a SIGTERM (SLURM's KillWait before SIGKILL is 30 s by default)
+is answered with a checkpoint within a few steps.
 
 Every rank makes the same decisions (the step is the same on all of them), so
 collectives taken at a read stay in step across ranks.
@@ -28,7 +30,7 @@ class Reading:
 
 
 class HostStep:
-    def __init__(self, step: int, *, end_step: int, intervals: tuple[int, ...], max_unsynced: int = 50):
+    def __init__(self, step: int, *, end_step: int, intervals: tuple[int, ...], max_unsynced: int = 10):
         if max_unsynced < 1:
             raise ValueError(f"max_unsynced must be at least 1, got {max_unsynced}")
         self.step = step

@@ -1,0 +1,380 @@
+"""Fault injection for the workflow tests (issue #7): kill -9 at chosen moments, compare results.
+
+A *kill point* is an event seen in the run's files (a checkpoint appeared, a
+save is in progress, a records file was started, ...) plus a random extra
+delay. `run_with_kill` starts a command in its own process group, watches the
+files and, once the event has happened and the delay passed, kills the whole
+group with SIGKILL: Snakemake (or make), its job shells and the training or
+records processes die at the same instant, as on a node failure or a lost
+login session.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from workflow_helpers import SNAKEMAKE, load_yaml, write_yaml
+
+RUN = "faults"
+CONFIG = "faults.yaml"
+PHASE1, PHASE2 = "phase128", "phase512"
+# The small run: phase 1 steps 0-60 in two segments of 30, phase 2 steps 60-70;
+# a checkpoint every 10 steps.
+SEGMENT_ENDS = {PHASE1: (30, 60), PHASE2: (70,)}
+ALL_SAVES = {PHASE1: (10, 20, 30, 40, 50, 60), PHASE2: (70,)}
+
+
+VOCAB = "faults-vocab.txt"
+
+
+def train_fixed_vocabulary(repo_dir: str, output: str) -> str:
+    """A 1,000-token vocabulary of the demo corpus, trained once for all the runs compared.
+
+    HF's WordPiece trainer does not reproduce its result to the id from run to
+    run (see tokenization.train_vocabulary), so runs that train their own
+    vocabulary cannot be bit-identical; every run here is given this one.
+    """
+    result = subprocess.run(
+        [sys.executable, os.path.join(repo_dir, "workflow/scripts/train_vocab.py"),
+         "--input", *sorted(glob.glob(os.path.join(repo_dir, "demo/corpus/*.txt"))),
+         "--output", output, "--vocab-size", "1000", "--min-frequency", "2"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
+def small_config(repo_dir: str, run_name: str = RUN) -> dict:
+    """demo/config.yaml with fewer steps, shards and a given vocabulary: the same workflow, faster."""
+    config = load_yaml(os.path.join(repo_dir, "demo", "config.yaml"))
+    config["run_name"] = run_name
+    config["corpus"]["num_shards"] = 2
+    config["vocabulary"]["size"] = 1000
+    config["vocabulary"]["file"] = VOCAB
+    config["records"]["dupe_factor"] = 1
+    training = config["training"]
+    training.update(save_checkpoints_steps=10, log_every_steps=10, keep_checkpoints=2)
+    # XLA compilation is 12 of a segment's 25 s here; every restart pays it again.
+    # Without XLA the CPU run is deterministic too, and the fault paths are the same.
+    training["use_xla"] = False
+    assert training["precision"] == "fp32"
+    first, second = config["phases"]
+    first.update(first_step=0, last_step=60, num_train_steps=60, num_warmup_steps=10, segment_steps=30)
+    second.update(first_step=60, last_step=70, num_train_steps=70, num_warmup_steps=5, segment_steps=30)
+    return config
+
+
+def write_small_config(workdir: str, vocabulary: str, path: str = CONFIG, run_name: str = RUN) -> str:
+    shutil.copy2(vocabulary, os.path.join(workdir, VOCAB))
+    return write_yaml(os.path.join(workdir, path), small_config(workdir, run_name))
+
+
+def snakemake_command(*targets: str) -> list[str]:
+    return [SNAKEMAKE, "--configfile", CONFIG, "--cores", "2", *targets]
+
+
+# --- events ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something visible in the run's files; `happened(run_dir)` is polled."""
+
+    name: str
+    happened: Callable[[str], bool]
+    stage: str  # "data", "training" or "after"
+
+
+def file_exists(relative: str) -> Callable[[str], bool]:
+    return lambda run_dir: os.path.exists(os.path.join(run_dir, relative))
+
+
+def _any(pattern: str) -> Callable[[str], bool]:
+    return lambda run_dir: bool(glob.glob(os.path.join(run_dir, pattern)))
+
+
+def _saving(phase: str) -> Callable[[str], bool]:
+    def happened(run_dir):
+        try:
+            return any(name.startswith(".saving-") for name in os.listdir(os.path.join(run_dir, phase)))
+        except FileNotFoundError:
+            return False
+
+    return happened
+
+
+def _checkpoint_seen(phase: str, step: int) -> Callable[[str], bool]:
+    """model.ckpt-<step> exists now, or was pruned after being written."""
+    index = f"{phase}/model.ckpt-{step}.index"
+
+    def happened(run_dir):
+        if os.path.exists(os.path.join(run_dir, index)):
+            return True
+        later = [s for s in ALL_SAVES[phase] if s > step]
+        return any(os.path.exists(os.path.join(run_dir, f"{phase}/model.ckpt-{s}.index")) for s in later)
+
+    return happened
+
+
+DATA_EVENTS = [
+    Event("a corpus shard was written", _any("corpus/shard_*.txt"), "data"),
+    Event("the vocabulary was written", file_exists("vocab.txt"), "data"),
+    Event("a records job started", _any("records/seq*/*.tfrecord*"), "data"),
+]  # the later data jobs (bert_config.json, the summaries) may come after training has started
+TRAINING_EVENTS = (
+    [Event(f"the segment {PHASE1} 0-30 log appeared (TensorFlow starting)", file_exists(f"logs/{PHASE1}/segment-30.log"), "training")]
+    + [Event(f"{phase}/model.ckpt-{step} appeared", _checkpoint_seen(phase, step), "training")
+       for phase, steps in ALL_SAVES.items() for step in steps]
+    + [Event(f"a save is in progress in {phase}", _saving(phase), "training") for phase in ALL_SAVES]
+    + [Event(f"the segment {PHASE1} 30-60 log appeared", file_exists(f"logs/{PHASE1}/segment-60.log"), "training"),
+       Event(f"the segment {PHASE2} 60-70 log appeared", file_exists(f"logs/{PHASE2}/segment-70.log"), "training")]
+)
+AFTER_EVENTS = [
+    Event(f"{PHASE1}/eval.json appeared", file_exists(f"{PHASE1}/eval.json"), "after"),
+    Event(f"{PHASE2}/eval.json appeared", file_exists(f"{PHASE2}/eval.json"), "after"),
+]
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    event: Event
+    delay: float  # seconds after the event was seen
+
+    def __str__(self):
+        return f"{self.delay:.2f} s after '{self.event.name}'"
+
+
+# --- running and killing -----------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    command: list[str]
+    kill: KillPoint | None
+    killed: bool
+    returncode: int | None
+    seconds: float
+    output: str
+    survivors: list[str] = field(default_factory=list)
+    # Complete checkpoints (index present) right after the kill, per phase.
+    checkpoints_after_kill: dict = field(default_factory=dict)
+
+    def describe(self):
+        what = f"killed {self.kill}" if self.killed else f"exit {self.returncode}"
+        return f"{' '.join(os.path.basename(c) for c in self.command[:1])} {' '.join(self.command[1:])}: {what} ({self.seconds:.1f} s)"
+
+
+def processes_in(workdir: str) -> list[str]:
+    """Live processes whose working directory is inside ``workdir`` ("pid command")."""
+    target = os.path.realpath(workdir)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.path.realpath(os.readlink(f"/proc/{entry}/cwd"))
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{entry}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (cwd == target or cwd.startswith(target + os.sep)):
+            found.append(f"{entry} {command[:200]}")
+    return found
+
+
+def run_with_kill(command, workdir, run_dir, kill: KillPoint | None, log_path, *, timeout=900, env=None) -> Outcome:
+    """Run ``command`` in its own session; SIGKILL its whole process group at ``kill``."""
+    start = time.time()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+        )
+        killed = False
+        seen_at = None
+        try:
+            while process.poll() is None:
+                now = time.time()
+                assert now - start < timeout, f"{command} did not finish in {timeout} s"
+                if kill is not None:
+                    if seen_at is None and kill.event.happened(run_dir):
+                        seen_at = now
+                    if seen_at is not None and now - seen_at >= kill.delay:
+                        os.killpg(process.pid, signal.SIGKILL)
+                        killed = True
+                        process.wait()
+                        break
+                time.sleep(0.01)
+        except BaseException:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            raise
+    outcome = Outcome(command, kill, killed, process.returncode, time.time() - start, open(log_path).read())
+    if killed:
+        outcome.checkpoints_after_kill = {phase: complete_steps(os.path.join(run_dir, phase)) for phase in ALL_SAVES}
+        # Everything started by the command was in its process group: nothing may survive
+        # (a training process that outlived Snakemake would race the rerun's).
+        deadline = time.time() + 10
+        while (survivors := processes_in(workdir)) and time.time() < deadline:
+            time.sleep(0.2)
+        outcome.survivors = survivors
+    return outcome
+
+
+def clear_stale_lock(workdir) -> str:
+    """What README tells users after a killed run: `python -m bert_pretraining.locks`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bert_pretraining.locks"], cwd=workdir, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+# --- checkpoints and results -------------------------------------------------
+
+
+def complete_steps(phase_dir: str) -> list[int]:
+    from bert_pretraining import checkpoints
+
+    return [ref.step for ref in checkpoints.list_checkpoints(phase_dir, include_segment_ends=False)]
+
+
+def read_all_tensors(prefix: str) -> dict:
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(prefix)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def checkpoint_differences(prefix: str, reference_prefix: str) -> list[str]:
+    """Tensor by tensor (weights, Adam slots, global step, input position): what differs."""
+    ours, theirs = read_all_tensors(prefix), read_all_tensors(reference_prefix)
+    problems = []
+    if sorted(ours) != sorted(theirs):
+        problems.append(f"tensor names differ: only in {prefix}: {sorted(set(ours) - set(theirs))}, "
+                        f"only in the reference: {sorted(set(theirs) - set(ours))}")
+    for name in sorted(set(ours) & set(theirs)):
+        if ours[name].shape != theirs[name].shape or not np.array_equal(ours[name], theirs[name]):
+            problems.append(f"{os.path.basename(prefix)}: {name} differs from the reference")
+    for name in ("global_step", "input_position"):
+        if name not in ours:
+            problems.append(f"{prefix} has no {name}")
+    return problems
+
+
+def file_digest(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def tree_digests(directory: str, skip=("README.md", ".snakemake_timestamp")) -> dict:
+    digests = {}
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            if name not in skip:
+                path = os.path.join(root, name)
+                digests[os.path.relpath(path, directory)] = file_digest(path)
+    return digests
+
+
+def segment_ends_of(config: dict) -> dict:
+    """{phase directory: final steps of its segments} from a config's phases."""
+    from bert_pretraining.config import training_plan
+
+    ends = {}
+    for segment in training_plan(config):
+        ends.setdefault(segment.phase, []).append(segment.end_step)
+    return {phase: tuple(steps) for phase, steps in ends.items()}
+
+
+def result_differences(run_dir: str, reference_dir: str, *, export: bool = True, segment_ends=None) -> list[str]:
+    """Everything that must be bit-identical to the uninterrupted reference run."""
+    import json
+
+    from bert_pretraining import checkpoints
+
+    segment_ends = segment_ends or SEGMENT_ENDS
+    problems = []
+    for phase in segment_ends:
+        phase_dir, reference_phase = os.path.join(run_dir, phase), os.path.join(reference_dir, phase)
+        steps, reference_steps = complete_steps(phase_dir), complete_steps(reference_phase)
+        missing = sorted(set(reference_steps) - set(steps))
+        if missing:
+            problems.append(f"{phase}: checkpoints {missing} of the reference run are missing (have {steps})")
+        for step in segment_ends[phase]:
+            for place in (phase_dir, os.path.join(phase_dir, checkpoints.SEGMENT_ENDS_DIR)):
+                prefix = checkpoints.checkpoint_prefix(place, step)
+                if not os.path.exists(prefix + checkpoints.INDEX_SUFFIX):
+                    problems.append(f"segment end {prefix} is missing")
+                elif damage := checkpoints.verify_checkpoint(prefix):
+                    problems.append(f"{prefix} does not verify: {damage}")
+        leftovers = [name for name in os.listdir(phase_dir) if name.startswith((".saving-", ".checkpoint.tmp"))]
+        if leftovers:
+            problems.append(f"{phase}: a killed save's files were never cleaned up: {leftovers}")
+        newest = checkpoints.newest_valid_checkpoint(phase_dir)
+        if newest is None or newest.step != segment_ends[phase][-1]:
+            problems.append(f"{phase}: newest checkpoint is {newest}, expected step {segment_ends[phase][-1]}")
+        for step in sorted(set(steps) & set(reference_steps)):
+            problems += checkpoint_differences(
+                checkpoints.checkpoint_prefix(phase_dir, step), checkpoints.checkpoint_prefix(reference_phase, step)
+            )
+        if export:
+            ours, theirs = (json.load(open(os.path.join(d, phase, "eval.json"))) for d in (run_dir, reference_dir))
+            for evaluation in (ours, theirs):  # results/<run_name>/...: the run names may differ
+                evaluation["checkpoint"] = os.path.basename(evaluation["checkpoint"])
+            if ours != theirs:
+                problems.append(f"{phase}/eval.json differs: {ours} vs reference {theirs}")
+    if export:
+        ours, theirs = tree_digests(os.path.join(run_dir, "export")), tree_digests(os.path.join(reference_dir, "export"))
+        if ours != theirs:
+            differing = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+            problems.append(f"export differs from the reference in {differing}")
+    return problems
+
+
+def records_digests(run_dir: str) -> dict:
+    return {
+        os.path.relpath(path, run_dir): file_digest(path)
+        for path in sorted(glob.glob(os.path.join(run_dir, "records", "seq*", "*.tfrecord")))
+        + [os.path.join(run_dir, "vocab.txt")]
+    }
+
+
+def remove_training_results(run_dir: str) -> None:
+    """Back to "data stages done": the next run trains from step 0 (finished checkpoints are read-only)."""
+    for name in (PHASE1, PHASE2, "export", "report", f"logs/{PHASE1}", f"logs/{PHASE2}", "logs/export.log"):
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.unlink(path)
+
+
+def make_venv_link(workdir: str) -> None:
+    """A clone's .venv made of links to this interpreter's environment, marked installed.
+
+    `make demo` then finds $(VENV)/.installed newer than pyproject.toml and does not
+    build an environment; .venv/bin/python is this environment's interpreter.
+    """
+    venv = os.path.join(workdir, ".venv")
+    os.makedirs(venv)
+    for name in os.listdir(sys.prefix):
+        if not name.startswith("."):
+            os.symlink(os.path.join(sys.prefix, name), os.path.join(venv, name))
+    installed = os.path.join(venv, ".installed")
+    open(installed, "w").close()
+    past = time.time() - 3600
+    os.utime(os.path.join(workdir, "pyproject.toml"), (past, past))
