@@ -6,7 +6,8 @@ VENV_TF215 ?= .venv-tf215
 CORES ?= 2
 PIP_FLAGS ?= -q
 
-.PHONY: horovod demo test test-fast test-slurm dry-run plan clean-demo bench-records bench-records-quick bench-dry-run
+.PHONY: horovod demo test test-fast test-slurm test-faults dry-run plan clean-demo bench-records bench-records-quick bench-dry-run \
+	bench-training-step bench-input-pipeline
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,10 @@ test-fast: $(VENV)/.installed
 test-slurm: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m slurm
 
+# The fault-injection tests alone (kill -9, full disk, signals; several minutes).
+test-faults: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m faults
+
 dry-run: $(VENV)/.installed
 	$(VENV)/bin/snakemake -n
 
@@ -65,3 +70,7 @@ bench-records-quick: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/records_benchmark.py --quick
 bench-dry-run: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/dry_run_benchmark.py
+bench-training-step: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/training_step_benchmark.py
+bench-input-pipeline: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/input_pipeline_benchmark.py

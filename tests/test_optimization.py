@@ -150,6 +150,25 @@ def test_clip_by_global_norm():
     np.testing.assert_allclose(small[0].numpy(), [0.3, 0.4], rtol=1e-6)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_gradient_makes_the_global_norm_non_finite(bad):
+    """The training step's finiteness check (the norm clipping computes anyway)."""
+    grads = [tf.constant([1.0, 2.0]), None, tf.constant([[3.0, bad]])]
+    _, norm = clip_by_global_norm(grads, 1.0)
+    assert not tf.math.is_finite(norm).numpy()
+    _, norm = clip_by_global_norm([tf.constant([1.0, 2.0]), None], 1.0)
+    assert tf.math.is_finite(norm).numpy()
+
+
+def test_loss_scale_adjust_takes_the_finiteness_flag():
+    loss_scale = DynamicLossScale(8.0, growth_interval=2)
+    loss_scale.adjust(tf.constant(False))
+    assert loss_scale.loss_scale.numpy() == 4.0
+    loss_scale.adjust(tf.constant(True))
+    loss_scale.adjust(tf.constant(True))
+    assert loss_scale.loss_scale.numpy() == 8.0
+
+
 def test_all_finite_skips_missing_gradients():
     assert all_finite([None, tf.constant([1.0, 2.0])]).numpy()
     assert not all_finite([None, tf.constant([1.0, np.nan])]).numpy()

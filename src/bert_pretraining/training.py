@@ -21,7 +21,7 @@ from .distributed import Replica
 from .errors import CheckpointError
 from .inputs import pretraining_dataset
 from .modeling import BertConfig, BertPretrainer, pretraining_loss
-from .optimization import AdamWeightDecay, DynamicLossScale, all_finite, clip_by_global_norm
+from .optimization import AdamWeightDecay, DynamicLossScale, clip_by_global_norm
 from .schedule import learning_rate_tensor
 from .divergence import DivergenceGuard
 from .host_step import HostStep
@@ -176,10 +176,12 @@ def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Re
     def apply(grads):
         if state.loss_scale is not None:
             grads = state.loss_scale.unscale(grads)
-            finite = state.loss_scale.update(grads)
-        else:
-            finite = all_finite(grads)
         clipped, grad_norm = clip_by_global_norm(grads, 1.0)
+        # Any NaN or Inf gradient makes the global norm non-finite: one scalar
+        # check instead of a pass over every gradient.
+        finite = tf.math.is_finite(grad_norm)
+        if state.loss_scale is not None:
+            state.loss_scale.adjust(finite)
         lr = learning_rate_tensor(
             state.global_step, base_learning_rate=base_lr,
             num_train_steps=settings.num_train_steps, num_warmup_steps=settings.num_warmup_steps,
