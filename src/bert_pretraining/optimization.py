@@ -17,9 +17,9 @@ A training step (see ``training``) is, in order::
     optimizer.apply_gradients(grads, learning_rate, should_apply=finite)
 
 (Checking the global norm, which clipping computes anyway, instead of every
-gradient with ``all_finite`` saves a pass over all of them: ~5% of an fp32
-BERT-base CPU step. A norm whose square overflows float32 also counts as
-non-finite: such a step would be garbage anyway.)
+gradient with ``all_finite`` saves a memory-bound pass over all of them. A
+norm whose square overflows float32 also counts as non-finite: such a step
+would be garbage anyway.)
 """
 
 import dataclasses
