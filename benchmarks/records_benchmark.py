@@ -29,6 +29,10 @@ What it does, in order:
    Flags: --max_seq_length=128 --max_predictions_per_seq=20 --dupe_factor=5
    --masked_lm_prob=0.15 --short_seq_prob=0.1 --do_lower_case=false
    --random_seed=12345.
+   Then, on the largest corpus cut into ``--jobs-shards`` shards, both
+   implementations with 1, 2, ... processes at a time (``--jobs``): how
+   throughput and memory grow with the number of parallel jobs, as the
+   workflow runs one records job per shard.
 5. Checks (on the smallest size, in the reference environment, which has
    TensorFlow) that both wrote the same instances: the same sentence pairs in
    the same order once the masked tokens are put back. The masked positions
@@ -309,6 +313,106 @@ def run_ours_sharded(corpus: Path, vocab: Path, out_dir: Path, shard_mb: float) 
     return total, num_shards
 
 
+def run_in_parallel(commands: list[tuple[list[str], Path, dict | None]], jobs: int) -> Run:
+    """Run the commands at most ``jobs`` at a time; wall time of the batch, summed CPU, max RSS per process."""
+    pending, running = list(commands), {}
+    total = Run(0.0, 0.0, 0.0, 0)
+    start = time.perf_counter()
+    while pending or running:
+        while pending and len(running) < jobs:
+            cmd, log_path, env = pending.pop(0)
+            log = open(log_path, "wb")
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            running[proc.pid] = (proc, log, log_path, cmd)
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in running:
+            continue
+        proc, log, log_path, cmd = running.pop(pid)
+        log.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            tail = log_path.read_text(errors="replace").splitlines()[-15:]
+            raise BenchmarkError(f"{' '.join(map(str, cmd))} failed; log {log_path}:\n" + "\n".join(tail))
+        total.cpu_s += usage.ru_utime + usage.ru_stime
+        total.peak_rss_mib = max(total.peak_rss_mib, usage.ru_maxrss / 1024)
+    total.wall_s = time.perf_counter() - start
+    return total
+
+
+@dataclass
+class ParallelResult:
+    implementation: str
+    jobs: int
+    shards: int
+    run: Run
+
+
+def parallel_scaling(corpus: Path, vocab: Path, ref_python: Path | None, out_dir: Path, jobs_list: list[int],
+                     num_shards: int) -> list[ParallelResult]:
+    """Both implementations on the same shards of ``corpus``, 1, 2, ... processes at a time."""
+    shard_dir = out_dir / "shards"
+    subprocess.run(
+        [sys.executable, str(SCRIPTS / "shard_corpus.py"), "--input", str(corpus), "--num-shards", str(num_shards),
+         "--heldout-fraction", "0.001", "--seed", "12345", "--output-dir", str(shard_dir)],
+        check=True, capture_output=True, cwd=ROOT,
+    )
+    shards = [shard_dir / f"shard_{number:05d}.txt" for number in range(num_shards)]
+    results = []
+    for jobs in jobs_list:
+        for implementation in ("ours", "reference") if ref_python else ("ours",):
+            commands, outputs = [], []
+            for number, shard in enumerate(shards):
+                output = out_dir / f"{implementation}-{shard.stem}.tfrecord"
+                log = out_dir / f"{implementation}-{shard.stem}.log"
+                outputs.append((output, log))
+                if implementation == "ours":
+                    stats = out_dir / f"{shard.stem}.json"
+                    commands.append(([sys.executable, str(SCRIPTS / "create_pretraining_data.py"),
+                                      *google_flags(shard, output, vocab, FLAGS["random_seed"] + number),
+                                      f"--stats_file={stats}"], log, None))
+                else:
+                    commands.append(([str(ref_python), "-m", REFERENCE_MODULE,
+                                      *google_flags(shard, output, vocab, FLAGS["random_seed"] + number)],
+                                     log, quiet_tf_env()))
+            say(f"parallel scaling: {implementation}, {num_shards} shards, {jobs} at a time")
+            run = run_in_parallel(commands, jobs)
+            if implementation == "ours":
+                run.instances = sum(json.loads((out_dir / f"{shard.stem}.json").read_text())["num_instances"]
+                                    for shard in shards)
+            else:
+                run.instances = sum(
+                    int(re.search(r"Wrote (\d+) total instances", log.read_text(errors="replace")).group(1))
+                    for _, log in outputs
+                )
+            for output, _ in outputs:
+                output.unlink(missing_ok=True)
+            results.append(ParallelResult(implementation, jobs, num_shards, run))
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    return results
+
+
+def parallel_report(results: list[ParallelResult], corpus_mb: float) -> list[str]:
+    lines = [
+        f"### Parallel jobs: {corpus_mb:.1f} MB in {results[0].shards} shards, N processes at a time",
+        "",
+        "| implementation | jobs | wall s | instances | instances/s (wall) | speed-up vs 1 job | instances/s per core "
+        "| max peak RSS MiB per job | RSS of the jobs together MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    single = {r.implementation: r.run for r in results if r.jobs == 1}
+    for r in results:
+        run = r.run
+        rate = run.instances / run.wall_s
+        base = single.get(r.implementation)
+        speedup = rate / (base.instances / base.wall_s) if base else None
+        lines.append(
+            f"| {r.implementation} | {r.jobs} | {run.wall_s:.1f} | {run.instances:,} | {rate:,.0f} "
+            f"| {fmt(speedup, '.2f')}x | {run.instances / run.cpu_s:,.0f} | {run.peak_rss_mib:,.0f} "
+            f"| ~{run.peak_rss_mib * r.jobs:,.0f} |"
+        )
+    lines.append("")
+    return lines
+
+
 def measure_startup(ref_python: Path | None, work: Path) -> dict:
     """CPU and RSS of starting each implementation (its imports) without doing any work."""
     startup = {}
@@ -513,6 +617,9 @@ def parse_args(argv):
     parser.add_argument("--no-verify", action="store_true", help="skip the same-instances check")
     parser.add_argument("--keep", action="store_true", help="keep the TFRecords written")
     parser.add_argument("--setup-only", action="store_true", help="only create the reference environment")
+    parser.add_argument("--jobs", default="1,2",
+                        help="parallel-jobs scaling on the largest corpus: process counts, comma-separated ('' to skip)")
+    parser.add_argument("--jobs-shards", type=int, default=4, help="shards of the parallel-jobs runs")
     return parser.parse_args(argv)
 
 
@@ -576,6 +683,14 @@ def main(argv=None) -> int:
         say(f"{size:g} MB done: ours {ours.cpu_s:.1f} CPU s / {ours.peak_rss_mib:.0f} MiB"
             + (f", reference {reference.cpu_s:.1f} CPU s / {reference.peak_rss_mib:.0f} MiB" if reference else ""))
 
+    jobs_list = [int(j) for j in args.jobs.split(",") if j.strip()]
+    parallel: list[ParallelResult] = []
+    if jobs_list:
+        corpus = work / f"corpus-{sizes[-1]:g}MB.txt"
+        parallel_dir = work / f"{sizes[-1]:g}MB" / "parallel"
+        parallel_dir.mkdir(parents=True, exist_ok=True)
+        parallel = parallel_scaling(corpus, vocab, ref_python, parallel_dir, jobs_list, args.jobs_shards)
+
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
@@ -586,6 +701,8 @@ def main(argv=None) -> int:
         "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
     }
     text = report(results, startup, meta)
+    if parallel:
+        text += "\n\n" + "\n".join(parallel_report(parallel, results[-1].corpus_mb))
     print(text)
     (work / "records_benchmark.md").write_text(text + "\n")
     (work / "records_benchmark.json").write_text(json.dumps({
@@ -594,6 +711,7 @@ def main(argv=None) -> int:
             {**{k: v for k, v in asdict(r).items()}, "speedup_per_core": r.speedup, "memory_ratio": r.memory_ratio}
             for r in results
         ],
+        "parallel": [asdict(r) for r in parallel],
     }, indent=2) + "\n")
     say(f"wrote {work / 'records_benchmark.md'} and records_benchmark.json")
     return 0
