@@ -305,8 +305,8 @@ def fill(directory):
     return path
 
 
-def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_tmpfs, tmp_path):
-    from bert_pretraining import checkpoints
+def small_segment_command(tmp_path, output: str, *, end: int, every: int) -> list[str]:
+    """run_pretraining.py on a tiny model and synthetic records: one segment 0-``end``, a save every ``every``."""
     from bert_pretraining.modeling import BertConfig
     from synthetic_records import VOCAB_SIZE, make_records
 
@@ -317,15 +317,21 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_tmpfs, tmp_p
         vocab_size=VOCAB_SIZE, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=64,
     ).to_json_file(bert_config)
-    output = os.path.join(small_tmpfs, "phase32")
-    command = [
+    return [
         sys.executable, os.path.join(REPO, "workflow/scripts/run_pretraining.py"),
         f"--bert_config_file={bert_config}", f"--input_file={records}/shard_*.tfrecord",
         f"--output_dir={output}", "--max_seq_length=32", "--max_predictions_per_seq=5",
-        "--train_batch_size=8", "--num_train_steps=400", "--num_warmup_steps=2", "--end_step=400",
-        "--save_checkpoints_steps=200", "--log_every_steps=200", "--keep_checkpoints=2",
+        "--train_batch_size=8", f"--num_train_steps={end}", "--num_warmup_steps=2", f"--end_step={end}",
+        f"--save_checkpoints_steps={every}", f"--log_every_steps={every}", "--keep_checkpoints=2",
         "--use_xla=False", "--distribution=none", "--hang_timeout_seconds=0",
     ]
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_tmpfs, tmp_path):
+    from bert_pretraining import checkpoints
+
+    output = os.path.join(small_tmpfs, "phase32")
+    command = small_segment_command(tmp_path, output, end=400, every=200)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         training_log = os.path.join(output, "training.log")
@@ -376,26 +382,10 @@ def test_a_stop_signal_saves_the_current_step_and_exits_for_a_rerun(signal_name,
     import re
 
     from bert_pretraining import checkpoints
-    from bert_pretraining.modeling import BertConfig
-    from synthetic_records import VOCAB_SIZE, make_records
 
-    records = str(tmp_path / "records")
-    make_records(records, per_file=200)
-    bert_config = str(tmp_path / "bert_config.json")
-    BertConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64,
-    ).to_json_file(bert_config)
     output = str(tmp_path / "phase32")
     end = 100000  # never reached: only the signal ends this segment
-    command = [
-        sys.executable, os.path.join(REPO, "workflow/scripts/run_pretraining.py"),
-        f"--bert_config_file={bert_config}", f"--input_file={records}/shard_*.tfrecord",
-        f"--output_dir={output}", "--max_seq_length=32", "--max_predictions_per_seq=5",
-        "--train_batch_size=8", f"--num_train_steps={end}", "--num_warmup_steps=2", f"--end_step={end}",
-        "--save_checkpoints_steps=1000", "--log_every_steps=1000", "--keep_checkpoints=2",
-        "--use_xla=False", "--distribution=none", "--hang_timeout_seconds=0",
-    ]
+    command = small_segment_command(tmp_path, output, end=end, every=1000)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         training_log = os.path.join(output, "training.log")
