@@ -12,7 +12,6 @@ login session.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import shutil
 import signal
@@ -24,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from bert_pretraining.corpus import file_sha256
 from workflow_helpers import SNAKEMAKE, load_yaml, write_yaml
 
 RUN = "faults"
@@ -275,18 +275,13 @@ def checkpoint_differences(prefix: str, reference_prefix: str) -> list[str]:
     return problems
 
 
-def file_digest(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
 def tree_digests(directory: str, skip=("README.md", ".snakemake_timestamp")) -> dict:
     digests = {}
     for root, _dirs, files in os.walk(directory):
         for name in files:
             if name not in skip:
                 path = os.path.join(root, name)
-                digests[os.path.relpath(path, directory)] = file_digest(path)
+                digests[os.path.relpath(path, directory)] = file_sha256(path)
     return digests
 
 
@@ -347,7 +342,7 @@ def result_differences(run_dir: str, reference_dir: str, *, export: bool = True,
 
 def records_digests(run_dir: str) -> dict:
     return {
-        os.path.relpath(path, run_dir): file_digest(path)
+        os.path.relpath(path, run_dir): file_sha256(path)
         for path in sorted(glob.glob(os.path.join(run_dir, "records", "seq*", "*.tfrecord")))
         + [os.path.join(run_dir, "vocab.txt")]
     }

@@ -327,6 +327,16 @@ def small_segment_command(tmp_path, output: str, *, end: int, every: int) -> lis
     ]
 
 
+def wait_for_first_save(process, output: str, *, poll_seconds: float) -> None:
+    """Until the segment's training.log reports its first saved checkpoint (at most 300 s)."""
+    training_log = os.path.join(output, "training.log")
+    deadline = time.time() + 300
+    while not (os.path.exists(training_log) and "saved " in open(training_log).read()):
+        assert process.poll() is None, "training ended before its first save:\n" + process.communicate()[0][-3000:]
+        assert time.time() < deadline, "no first checkpoint in 300 s"
+        time.sleep(poll_seconds)
+
+
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_tmpfs, tmp_path):
     from bert_pretraining import checkpoints
 
@@ -334,12 +344,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_tmpfs, tmp_p
     command = small_segment_command(tmp_path, output, end=400, every=200)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        training_log = os.path.join(output, "training.log")
-        deadline = time.time() + 300
-        while not (os.path.exists(training_log) and "saved " in open(training_log).read()):
-            assert process.poll() is None, "training ended before its first save:\n" + process.communicate()[0][-3000:]
-            assert time.time() < deadline, "no first checkpoint in 300 s"
-            time.sleep(0.005)
+        wait_for_first_save(process, output, poll_seconds=0.005)
         os.kill(process.pid, 19)  # SIGSTOP: fill the disk between the two saves
         try:
             filler = fill(small_tmpfs)
@@ -388,12 +393,7 @@ def test_a_stop_signal_saves_the_current_step_and_exits_for_a_rerun(signal_name,
     command = small_segment_command(tmp_path, output, end=end, every=1000)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        training_log = os.path.join(output, "training.log")
-        deadline = time.time() + 300
-        while not (os.path.exists(training_log) and "saved " in open(training_log).read()):
-            assert process.poll() is None, "training ended before its first save:\n" + process.communicate()[0][-3000:]
-            assert time.time() < deadline, "no first checkpoint in 300 s"
-            time.sleep(0.05)
+        wait_for_first_save(process, output, poll_seconds=0.05)
         time.sleep(1.0)  # between two saves: the stop must write a checkpoint of its own
         process.send_signal(getattr(signal, signal_name))
         signalled = time.time()
