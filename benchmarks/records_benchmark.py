@@ -268,12 +268,36 @@ def google_flags(corpus: Path, output: Path, vocab: Path, seed: int) -> list[str
     ]
 
 
+def ours_command(corpus: Path, output: Path, vocab: Path, seed: int, stats: Path, python: str = sys.executable) -> list[str]:
+    return [python, str(SCRIPTS / "create_pretraining_data.py"), *google_flags(corpus, output, vocab, seed),
+            f"--stats_file={stats}"]
+
+
+def reference_command(ref_python: Path, corpus: Path, output: Path, vocab: Path, seed: int) -> list[str]:
+    return [str(ref_python), "-m", REFERENCE_MODULE, *google_flags(corpus, output, vocab, seed)]
+
+
+def reference_instances(log: Path) -> int:
+    match = re.search(r"Wrote (\d+) total instances", log.read_text(errors="replace"))
+    if not match:
+        raise BenchmarkError(f"{log}: no 'Wrote N total instances' line from the reference")
+    return int(match.group(1))
+
+
+def shard(corpus: Path, shard_dir: Path, num_shards: int) -> list[Path]:
+    """The workflow's shard_corpus.py; the shard files, in order."""
+    subprocess.run(
+        [sys.executable, str(SCRIPTS / "shard_corpus.py"), "--input", str(corpus), "--num-shards", str(num_shards),
+         "--heldout-fraction", "0.001", "--seed", "12345", "--output-dir", str(shard_dir)],
+        check=True, capture_output=True, cwd=ROOT,
+    )
+    return [shard_dir / f"shard_{number:05d}.txt" for number in range(num_shards)]
+
+
 def run_ours(corpus: Path, vocab: Path, out_dir: Path, seed: int = FLAGS["random_seed"], python: str = sys.executable) -> Run:
     output = out_dir / f"{corpus.stem}.tfrecord"
     stats = out_dir / f"{corpus.stem}.json"
-    cmd = [python, str(SCRIPTS / "create_pretraining_data.py"), *google_flags(corpus, output, vocab, seed),
-           f"--stats_file={stats}"]
-    run = measure(cmd, out_dir / f"{corpus.stem}.log")
+    run = measure(ours_command(corpus, output, vocab, seed, stats, python), out_dir / f"{corpus.stem}.log")
     run.instances = json.loads(stats.read_text())["num_instances"]
     return run
 
@@ -281,12 +305,8 @@ def run_ours(corpus: Path, vocab: Path, out_dir: Path, seed: int = FLAGS["random
 def run_reference(ref_python: Path, corpus: Path, vocab: Path, out_dir: Path) -> Run:
     output = out_dir / f"{corpus.stem}.tfrecord"
     log = out_dir / f"{corpus.stem}.log"
-    cmd = [str(ref_python), "-m", REFERENCE_MODULE, *google_flags(corpus, output, vocab, FLAGS["random_seed"])]
-    run = measure(cmd, log, env=quiet_tf_env())
-    match = re.search(r"Wrote (\d+) total instances", log.read_text(errors="replace"))
-    if not match:
-        raise BenchmarkError(f"{log}: no 'Wrote N total instances' line from the reference")
-    run.instances = int(match.group(1))
+    run = measure(reference_command(ref_python, corpus, output, vocab, FLAGS["random_seed"]), log, env=quiet_tf_env())
+    run.instances = reference_instances(log)
     return run
 
 
@@ -295,20 +315,14 @@ def run_ours_sharded(corpus: Path, vocab: Path, out_dir: Path, shard_mb: float) 
     size = corpus.stat().st_size
     num_shards = max(1, round(size / (shard_mb * 1e6)))
     shard_dir = out_dir / "shards"
-    subprocess.run(
-        [sys.executable, str(SCRIPTS / "shard_corpus.py"), "--input", str(corpus), "--num-shards", str(num_shards),
-         "--heldout-fraction", "0.001", "--seed", "12345", "--output-dir", str(shard_dir)],
-        check=True, capture_output=True, cwd=ROOT,
-    )
     total = Run(0.0, 0.0, 0.0, 0)
-    for number in range(num_shards):
-        shard = shard_dir / f"shard_{number:05d}.txt"
-        run = run_ours(shard, vocab, out_dir, seed=FLAGS["random_seed"] + number)
+    for number, shard_file in enumerate(shard(corpus, shard_dir, num_shards)):
+        run = run_ours(shard_file, vocab, out_dir, seed=FLAGS["random_seed"] + number)
         total.wall_s += run.wall_s
         total.cpu_s += run.cpu_s
         total.peak_rss_mib = max(total.peak_rss_mib, run.peak_rss_mib)
         total.instances += run.instances
-        (out_dir / f"{shard.stem}.tfrecord").unlink(missing_ok=True)
+        (out_dir / f"{shard_file.stem}.tfrecord").unlink(missing_ok=True)
     shutil.rmtree(shard_dir, ignore_errors=True)
     return total, num_shards
 
@@ -350,39 +364,29 @@ def parallel_scaling(corpus: Path, vocab: Path, ref_python: Path | None, out_dir
                      num_shards: int) -> list[ParallelResult]:
     """Both implementations on the same shards of ``corpus``, 1, 2, ... processes at a time."""
     shard_dir = out_dir / "shards"
-    subprocess.run(
-        [sys.executable, str(SCRIPTS / "shard_corpus.py"), "--input", str(corpus), "--num-shards", str(num_shards),
-         "--heldout-fraction", "0.001", "--seed", "12345", "--output-dir", str(shard_dir)],
-        check=True, capture_output=True, cwd=ROOT,
-    )
-    shards = [shard_dir / f"shard_{number:05d}.txt" for number in range(num_shards)]
+    shards = shard(corpus, shard_dir, num_shards)
     results = []
     for jobs in jobs_list:
         for implementation in ("ours", "reference") if ref_python else ("ours",):
             commands, outputs = [], []
-            for number, shard in enumerate(shards):
-                output = out_dir / f"{implementation}-{shard.stem}.tfrecord"
-                log = out_dir / f"{implementation}-{shard.stem}.log"
+            for number, shard_file in enumerate(shards):
+                output = out_dir / f"{implementation}-{shard_file.stem}.tfrecord"
+                log = out_dir / f"{implementation}-{shard_file.stem}.log"
+                seed = FLAGS["random_seed"] + number
                 outputs.append((output, log))
                 if implementation == "ours":
-                    stats = out_dir / f"{shard.stem}.json"
-                    commands.append(([sys.executable, str(SCRIPTS / "create_pretraining_data.py"),
-                                      *google_flags(shard, output, vocab, FLAGS["random_seed"] + number),
-                                      f"--stats_file={stats}"], log, None))
+                    stats = out_dir / f"{shard_file.stem}.json"
+                    commands.append((ours_command(shard_file, output, vocab, seed, stats), log, None))
                 else:
-                    commands.append(([str(ref_python), "-m", REFERENCE_MODULE,
-                                      *google_flags(shard, output, vocab, FLAGS["random_seed"] + number)],
-                                     log, quiet_tf_env()))
+                    commands.append((reference_command(ref_python, shard_file, output, vocab, seed), log,
+                                     quiet_tf_env()))
             say(f"parallel scaling: {implementation}, {num_shards} shards, {jobs} at a time")
             run = run_in_parallel(commands, jobs)
             if implementation == "ours":
-                run.instances = sum(json.loads((out_dir / f"{shard.stem}.json").read_text())["num_instances"]
-                                    for shard in shards)
+                run.instances = sum(json.loads((out_dir / f"{shard_file.stem}.json").read_text())["num_instances"]
+                                    for shard_file in shards)
             else:
-                run.instances = sum(
-                    int(re.search(r"Wrote (\d+) total instances", log.read_text(errors="replace")).group(1))
-                    for _, log in outputs
-                )
+                run.instances = sum(reference_instances(log) for _, log in outputs)
             for output, _ in outputs:
                 output.unlink(missing_ok=True)
             results.append(ParallelResult(implementation, jobs, num_shards, run))
