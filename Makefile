@@ -9,7 +9,7 @@ PIP_FLAGS ?= -q
 .PHONY: horovod demo test test-fast test-slurm test-faults dry-run plan clean-demo bench-records bench-records-quick bench-dry-run \
 	bench-training-step bench-input-pipeline
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py src/bert_pretraining/_fast_instances.c
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[workflow,train,test]"

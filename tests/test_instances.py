@@ -23,6 +23,7 @@ from bert_pretraining.instances import (
     shuffle,
     truncate_seq_pair,
 )
+from bert_pretraining import instances as instances_module
 from bert_pretraining.errors import ConfigError
 
 PAD, UNK, CLS, SEP, MASK = range(5)
@@ -571,3 +572,70 @@ def test_optimised_training_instances_match_the_reference(documents, max_seq_len
     assert create_training_instances(documents, options, VOCAB, rng) == reference_training_instances(
         documents, options, VOCAB, expected_rng)
     assert rng.getstate() == expected_rng.getstate()
+
+
+# -- the inner loop in C (bert_pretraining._fast_instances) -------------------
+
+def test_the_compiled_inner_loop_is_built():
+    # setup.py builds it with the machine's C compiler; without it the records
+    # stage still works, about twice as slowly, so a missing build must show.
+    assert instances_module.compiled is not None, (
+        "bert_pretraining._fast_instances is not built: run `pip install -e .` with gcc and the Python headers")
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), calls=st.lists(
+    st.one_of(st.tuples(st.just("random")), st.tuples(st.just("getrandbits"), st.integers(0, 64)),
+              st.tuples(st.just("randint"), st.integers(-5, 5), st.integers(0, 2**63 - 6)),
+              st.tuples(st.just("shuffle"), st.integers(0, 700))), max_size=40))
+def test_compiled_twister_draws_like_random(seed, calls):
+    rng = random.Random(seed)
+    twister = instances_module.compiled.Twister(rng.getstate()[1])
+    for name, *args in calls:
+        if name == "shuffle":
+            ours, expected = list(range(args[0])), list(range(args[0]))
+            twister.shuffle(ours)
+            rng.shuffle(expected)
+            assert ours == expected
+        elif name == "randint":
+            a, width = args
+            assert twister.randint(a, a + width) == rng.randint(a, a + width)
+        else:
+            assert getattr(twister, name)(*args) == getattr(rng, name)(*args)
+    assert twister.state() == rng.getstate()[1]
+
+
+def python_outputs(*args):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(instances_module, "compiled", None)
+        return create_training_instances(*args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), vocab_size=st.sampled_from([SENTINEL + 1, 2**17 + 3, 250_000]),
+       max_seq_length=st.integers(8, 160), max_pred=st.integers(1, 30), prob=st.floats(0.01, 1),
+       short_seq_prob=st.floats(0, 1), whole_word=st.booleans(), dupe_factor=st.integers(1, 3),
+       seed=st.integers(0, 2**32 - 1), special=st.booleans())
+def test_compiled_inner_loop_matches_python(data, vocab_size, max_seq_length, max_pred, prob,
+                                            short_seq_prob, whole_word, dupe_factor, seed, special):
+    # Long sentences (truncation from both ends), one-document corpora, large
+    # vocabularies (draws of more bits), [CLS]/[SEP] inside the text.
+    vocab = VocabInfo(size=vocab_size, cls_id=CLS, sep_id=SEP, mask_id=MASK,
+                      is_continuation=bytes(i % 3 == 0 for i in range(vocab_size)))
+    sentence = st.lists(st.integers(5, vocab_size - 1), min_size=1, max_size=2 * max_seq_length)
+    documents = data.draw(st.lists(st.lists(sentence, min_size=1, max_size=6), min_size=1, max_size=6))
+    if special:
+        documents[0][-1] = [SEP, *documents[0][-1], CLS]
+    options = InstanceOptions(max_seq_length=max_seq_length, max_predictions_per_seq=min(max_pred, max_seq_length - 3),
+                              masked_lm_prob=prob, short_seq_prob=short_seq_prob, dupe_factor=dupe_factor,
+                              do_whole_word_mask=whole_word)
+    rng, python_rng = random.Random(seed), random.Random(seed)
+    ours = create_training_instances(documents, options, vocab, rng)
+    assert ours == python_outputs(documents, options, vocab, python_rng)
+    assert rng.getstate() == python_rng.getstate()
+
+
+def test_compiled_inner_loop_refuses_ids_outside_the_vocabulary():
+    options = InstanceOptions(max_seq_length=16, do_whole_word_mask=True)
+    with pytest.raises(ValueError, match="token id 1000 in document 0 is outside the vocabulary"):
+        create_training_instances([[[7, 1000], [8]]], options, VOCAB, random.Random(0))
