@@ -20,6 +20,7 @@ from bert_pretraining.instances import (
     create_instances_from_document,
     create_masked_lm_predictions,
     create_training_instances,
+    serialized_examples,
     shuffle,
     truncate_seq_pair,
 )
@@ -605,21 +606,23 @@ def test_compiled_twister_draws_like_random(seed, calls):
     assert twister.state() == rng.getstate()[1]
 
 
-def python_outputs(*args):
+def in_python(function, *args):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(instances_module, "compiled", None)
-        return create_training_instances(*args)
+        return function(*args)
 
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), vocab_size=st.sampled_from([SENTINEL + 1, 2**17 + 3, 250_000]),
        max_seq_length=st.integers(8, 160), max_pred=st.integers(1, 30), prob=st.floats(0.01, 1),
        short_seq_prob=st.floats(0, 1), whole_word=st.booleans(), dupe_factor=st.integers(1, 3),
-       seed=st.integers(0, 2**32 - 1), special=st.booleans())
+       seed=st.integers(0, 2**32 - 1), special=st.booleans(), serialized=st.booleans())
 def test_compiled_inner_loop_matches_python(data, vocab_size, max_seq_length, max_pred, prob,
-                                            short_seq_prob, whole_word, dupe_factor, seed, special):
+                                            short_seq_prob, whole_word, dupe_factor, seed, special, serialized):
     # Long sentences (truncation from both ends), one-document corpora, large
-    # vocabularies (draws of more bits), [CLS]/[SEP] inside the text.
+    # vocabularies (draws of more bits, ids of 3+ varint bytes), positions of
+    # two varint bytes (sequences over 128), [CLS]/[SEP] inside the text;
+    # raw instances, or serialised Examples and the records stats' counts.
     vocab = VocabInfo(size=vocab_size, cls_id=CLS, sep_id=SEP, mask_id=MASK,
                       is_continuation=bytes(i % 3 == 0 for i in range(vocab_size)))
     sentence = st.lists(st.integers(5, vocab_size - 1), min_size=1, max_size=2 * max_seq_length)
@@ -629,9 +632,10 @@ def test_compiled_inner_loop_matches_python(data, vocab_size, max_seq_length, ma
     options = InstanceOptions(max_seq_length=max_seq_length, max_predictions_per_seq=min(max_pred, max_seq_length - 3),
                               masked_lm_prob=prob, short_seq_prob=short_seq_prob, dupe_factor=dupe_factor,
                               do_whole_word_mask=whole_word)
+    make = serialized_examples if serialized else create_training_instances
     rng, python_rng = random.Random(seed), random.Random(seed)
-    ours = create_training_instances(documents, options, vocab, rng)
-    assert ours == python_outputs(documents, options, vocab, python_rng)
+    ours = make(documents, options, vocab, rng)
+    assert ours == in_python(make, documents, options, vocab, python_rng)
     assert rng.getstate() == python_rng.getstate()
 
 

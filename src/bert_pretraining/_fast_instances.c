@@ -18,7 +18,10 @@
  *        vocab_size, is_continuation)
  *   .document_instances(twister, index)  -> list of raw instance tuples
  *     (input_ids, num_segment_a, masked_lm_positions, masked_lm_ids,
- *      is_random_next, num_truncated), as instances._document_instances.
+ *      is_random_next, num_truncated), as instances._document_instances
+ *   .document_examples(twister, index)  -> the same as serialised
+ *     tf.train.Examples, the bytes of tfrecords.serialize_pretraining_example
+ *   .counts()  -> the records stats of all instances made so far
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -281,6 +284,12 @@ typedef struct {
     Py_ssize_t *group_start;
     Py_ssize_t *group_length;
     Py_ssize_t *chosen;
+    int32_t *masked_values;  /* positions, then labels: 2 x max_predictions_per_seq */
+    unsigned char *example; /* scratch for one serialised Example */
+    /* Counts over every instance made so far (the records stats). */
+    Py_ssize_t *length_counts;  /* by sequence length, 0 .. max_seq_length */
+    Py_ssize_t *masked_counts;  /* by number of masked positions */
+    Py_ssize_t random_next, instances_truncated, tokens_truncated;
 } CorpusObject;
 
 static void
@@ -301,6 +310,10 @@ Corpus_dealloc(CorpusObject *self)
     PyMem_Free(self->group_start);
     PyMem_Free(self->group_length);
     PyMem_Free(self->chosen);
+    PyMem_Free(self->masked_values);
+    PyMem_Free(self->example);
+    PyMem_Free(self->length_counts);
+    PyMem_Free(self->masked_counts);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -397,6 +410,142 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ */
+/* tf.train.Example in Google's layout, as tfrecords.serialize_example        */
+/* ------------------------------------------------------------------------ */
+
+/* Example { Features features = 1 } ; Features { map<string, Feature> feature
+   = 1 } ; map entry { string key = 1; Feature value = 2 } ; Feature {
+   FloatList float_list = 2; Int64List int64_list = 3 } ; *List { packed
+   value = 1 }. Every field here is length-delimited: tag, varint length,
+   payload; an empty packed list is left out. */
+
+static size_t
+varint_size(uint64_t value)
+{
+    size_t size = 1;
+    while (value > 0x7f) {
+        value >>= 7;
+        size++;
+    }
+    return size;
+}
+
+static unsigned char *
+put_varint(unsigned char *p, uint64_t value)
+{
+    while (value > 0x7f) {
+        *p++ = (unsigned char)((value & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    *p++ = (unsigned char)value;
+    return p;
+}
+
+/* Size of a length-delimited field with a payload of n bytes. */
+static size_t
+field_size(size_t n)
+{
+    return 1 + varint_size(n) + n;
+}
+
+/* The bytes of a map entry that come before its packed values: key, and
+   the Feature's list headers. tag is 0x1a (int64_list) or 0x12 (float_list). */
+static unsigned char *
+put_entry_header(unsigned char *p, const char *name, unsigned char tag, size_t packed_length)
+{
+    size_t name_length = strlen(name);
+    size_t list = packed_length ? field_size(packed_length) : 0;
+    size_t feature = field_size(list);
+    *p++ = 0x0a;
+    p = put_varint(p, field_size(name_length) + field_size(feature));
+    *p++ = 0x0a;
+    p = put_varint(p, name_length);
+    memcpy(p, name, name_length);
+    p += name_length;
+    *p++ = 0x12;
+    p = put_varint(p, feature);
+    *p++ = tag;
+    p = put_varint(p, list);
+    if (packed_length) {
+        *p++ = 0x0a;
+        p = put_varint(p, packed_length);
+    }
+    return p;
+}
+
+/* An Int64List entry of values[0:n] (non-negative) and padding zeros. */
+static unsigned char *
+put_int64_entry(unsigned char *p, const char *name, const int32_t *values, Py_ssize_t n, Py_ssize_t padding)
+{
+    size_t packed = (size_t)padding;
+    for (Py_ssize_t i = 0; i < n; i++)
+        packed += varint_size((uint32_t)values[i]);
+    p = put_entry_header(p, name, 0x1a, packed);
+    for (Py_ssize_t i = 0; i < n; i++)
+        p = put_varint(p, (uint32_t)values[i]);
+    memset(p, 0, padding);
+    return p + padding;
+}
+
+/* An Int64List entry of 0/1 values: `zeros` 0s, `ones` 1s, `padding` 0s. */
+static unsigned char *
+put_bits_entry(unsigned char *p, const char *name, Py_ssize_t zeros, Py_ssize_t ones, Py_ssize_t padding)
+{
+    p = put_entry_header(p, name, 0x1a, (size_t)(zeros + ones + padding));
+    memset(p, 0, zeros);
+    memset(p + zeros, 1, ones);
+    memset(p + zeros + ones, 0, padding);
+    return p + zeros + ones + padding;
+}
+
+/* Room for headers: 7 entries of at most 3 * 11 bytes of tags and lengths
+   plus their names; the Example's own tag and length. */
+#define HEADER_ROOM 512
+
+static size_t
+max_example_size(Py_ssize_t max_seq_length, Py_ssize_t max_predictions_per_seq)
+{
+    /* Values are below 2**32: at most 5 bytes each. */
+    return HEADER_ROOM + 3 * 5 * (size_t)max_seq_length + 2 * 5 * (size_t)max_predictions_per_seq +
+           4 * (size_t)max_predictions_per_seq + 1;
+}
+
+/* The serialised Example of the instance in self->output / self->chosen. */
+static PyObject *
+serialize_instance(CorpusObject *self, Py_ssize_t n, Py_ssize_t num_segment_a, Py_ssize_t num_masked,
+                   int is_random_next)
+{
+    const Py_ssize_t seq = self->max_seq_length, pred = self->max_predictions_per_seq;
+    int32_t *positions = self->masked_values, *labels = self->masked_values + pred;
+    for (Py_ssize_t m = 0; m < num_masked; m++) {
+        positions[m] = (int32_t)self->chosen[m];
+        labels[m] = self->input[self->chosen[m]];
+    }
+    /* Entries first, after room for the Example's tag and length. */
+    unsigned char *start = self->example + 16, *p = start;
+    p = put_int64_entry(p, "input_ids", self->output, n, seq - n);
+    p = put_bits_entry(p, "input_mask", 0, n, seq - n);
+    p = put_bits_entry(p, "segment_ids", num_segment_a, n - num_segment_a, seq - n);
+    p = put_int64_entry(p, "masked_lm_positions", positions, num_masked, pred - num_masked);
+    p = put_int64_entry(p, "masked_lm_ids", labels, num_masked, pred - num_masked);
+    p = put_entry_header(p, "masked_lm_weights", 0x12, 4 * (size_t)pred);
+    for (Py_ssize_t m = 0; m < pred; m++) {
+        static const unsigned char one[4] = {0x00, 0x00, 0x80, 0x3f}; /* 1.0f, little-endian */
+        if (m < num_masked)
+            memcpy(p, one, 4);
+        else
+            memset(p, 0, 4);
+        p += 4;
+    }
+    p = put_bits_entry(p, "next_sentence_labels", is_random_next ? 0 : 1, is_random_next ? 1 : 0, 0);
+    size_t entries = (size_t)(p - start);
+    unsigned char *head = start - 1 - varint_size(entries);
+    head[0] = 0x0a;
+    put_varint(head + 1, entries);
+    return PyBytes_FromStringAndSize((const char *)head, (Py_ssize_t)(p - head));
+}
+
 static PyObject *
 Corpus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -459,8 +608,12 @@ Corpus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->group_start = PyMem_Malloc(sizeof(Py_ssize_t) * n);
     self->group_length = PyMem_Malloc(sizeof(Py_ssize_t) * n);
     self->chosen = PyMem_Malloc(sizeof(Py_ssize_t) * n);
+    self->masked_values = PyMem_Malloc(sizeof(int32_t) * 2 * max_predictions_per_seq);
+    self->example = PyMem_Malloc(max_example_size(max_seq_length, max_predictions_per_seq));
+    self->length_counts = PyMem_Calloc(max_seq_length + 1, sizeof(Py_ssize_t));
+    self->masked_counts = PyMem_Calloc(max_predictions_per_seq + 1, sizeof(Py_ssize_t));
     if (!self->input || !self->output || !self->candidates || !self->group_start || !self->group_length ||
-        !self->chosen) {
+        !self->chosen || !self->masked_values || !self->example || !self->length_counts || !self->masked_counts) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -619,12 +772,14 @@ fail:
     return NULL;
 }
 
+/* One pass of create_instances_from_document: raw instance tuples, or with
+   `serialize` their serialised Examples. */
 static PyObject *
-Corpus_document_instances(CorpusObject *self, PyObject *args)
+document_pass(CorpusObject *self, PyObject *args, int serialize)
 {
     TwisterObject *twister;
     Py_ssize_t document_index;
-    if (!PyArg_ParseTuple(args, "O!n:document_instances", &TwisterType, &twister, &document_index))
+    if (!PyArg_ParseTuple(args, "O!n", &TwisterType, &twister, &document_index))
         return NULL;
     if (document_index < 0 || document_index >= self->num_documents) {
         PyErr_Format(PyExc_IndexError, "document_instances(): document %zd of %zd", document_index,
@@ -719,7 +874,14 @@ Corpus_document_instances(CorpusObject *self, PyObject *args)
             input[n++] = self->sep_id;
 
             Py_ssize_t num_masked = mask_tokens(self, twister, n);
-            PyObject *instance = raw_instance(self, n, a_length + 2, num_masked, is_random_next, num_truncated);
+            self->length_counts[n]++;
+            self->masked_counts[num_masked]++;
+            self->random_next += is_random_next;
+            self->instances_truncated += num_truncated > 0;
+            self->tokens_truncated += num_truncated;
+            PyObject *instance = serialize
+                                     ? serialize_instance(self, n, a_length + 2, num_masked, is_random_next)
+                                     : raw_instance(self, n, a_length + 2, num_masked, is_random_next, num_truncated);
             if (instance == NULL || PyList_Append(instances, instance) < 0) {
                 Py_XDECREF(instance);
                 Py_DECREF(instances);
@@ -734,9 +896,48 @@ Corpus_document_instances(CorpusObject *self, PyObject *args)
     return instances;
 }
 
+static PyObject *
+Corpus_document_instances(CorpusObject *self, PyObject *args)
+{
+    return document_pass(self, args, 0);
+}
+
+static PyObject *
+Corpus_document_examples(CorpusObject *self, PyObject *args)
+{
+    return document_pass(self, args, 1);
+}
+
+static PyObject *
+size_list(const Py_ssize_t *values, Py_ssize_t n)
+{
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
+        PyObject *value = PyLong_FromSsize_t(values[i]);
+        if (value == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
+static PyObject *
+Corpus_counts(CorpusObject *self, PyObject *unused)
+{
+    return Py_BuildValue("(NNnnn)", size_list(self->length_counts, self->max_seq_length + 1),
+                         size_list(self->masked_counts, self->max_predictions_per_seq + 1), self->random_next,
+                         self->instances_truncated, self->tokens_truncated);
+}
+
 static PyMethodDef Corpus_methods[] = {
     {"document_instances", (PyCFunction)Corpus_document_instances, METH_VARARGS,
      "document_instances(twister, index): the raw instances of one document pass."},
+    {"document_examples", (PyCFunction)Corpus_document_examples, METH_VARARGS,
+     "document_examples(twister, index): the same instances as serialised tf.train.Examples."},
+    {"counts", (PyCFunction)Corpus_counts, METH_NOARGS,
+     "(by length, by number masked, random next, instances truncated, tokens truncated) so far."},
     {NULL, NULL, 0, NULL},
 };
 

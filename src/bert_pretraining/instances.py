@@ -45,7 +45,6 @@ import json
 import logging
 import os
 import random
-from collections import Counter
 from dataclasses import asdict, dataclass
 from operator import itemgetter
 from typing import Callable, Iterable, NamedTuple, Sequence
@@ -524,7 +523,19 @@ def _create_outputs(
     """:func:`create_training_instances` with ``make`` applied to raw instances."""
     all_documents = [document for document in documents if document]  # drop empty documents
     if compiled is not None and _is_plain_random(rng):
-        return _create_outputs_compiled(all_documents, options, vocab, rng, make, on_document)
+        return _compiled_outputs(all_documents, options, vocab, rng, on_document, make)[0]
+    return _python_outputs(all_documents, options, vocab, rng, make, on_document)
+
+
+def _python_outputs(
+    all_documents: list,
+    options: InstanceOptions,
+    vocab: VocabInfo,
+    rng: random.Random,
+    make: Callable[[_RawInstance], object],
+    on_document: Callable[[], None] | None,
+) -> list:
+    """Google's outer loop over non-empty documents, in Python."""
     draws = _Draws(rng)
     draws.shuffle(all_documents, len(all_documents))
     special = _has_special_ids(all_documents, vocab)
@@ -538,16 +549,19 @@ def _create_outputs(
     return outputs
 
 
-def _create_outputs_compiled(
+def _compiled_outputs(
     all_documents: list,
     options: InstanceOptions,
     vocab: VocabInfo,
     rng: random.Random,
-    make: Callable[[_RawInstance], object],
     on_document: Callable[[], None] | None,
-) -> list:
-    """:func:`_create_outputs` in C: the draws come from a copy of ``rng``'s
-    state, which is written back at the end, as if ``rng`` had made them."""
+    make: Callable[[_RawInstance], object] | None,
+) -> tuple[list, object]:
+    """:func:`_python_outputs` in C, and the C corpus (for its counts).
+
+    ``make`` None gives serialised Examples made in C. The draws come from a
+    copy of ``rng``'s state, written back at the end as if ``rng`` had made them.
+    """
     version, state, gauss_next = rng.getstate()
     twister = compiled.Twister(state)
     try:
@@ -565,16 +579,23 @@ def _create_outputs_compiled(
             vocab.size,
             bytes(vocab.is_continuation),
         )
+        if make is None:
+            document_outputs = corpus.document_examples
+        else:
+
+            def document_outputs(twister, document_index):
+                return map(make, corpus.document_instances(twister, document_index))
+
         outputs: list = []
         for _ in range(options.dupe_factor):
             for document_index in range(len(all_documents)):
-                outputs += map(make, corpus.document_instances(twister, document_index))
+                outputs += document_outputs(twister, document_index)
                 if on_document is not None:
                     on_document()
         twister.shuffle(outputs)
     finally:
         rng.setstate((version, twister.state(), gauss_next))
-    return outputs
+    return outputs, corpus
 
 
 # --------------------------------------------------------------------------
@@ -685,6 +706,74 @@ def read_tokenized_documents(
 
 
 # --------------------------------------------------------------------------
+# Serialised examples and their counts
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class InstanceCounts:
+    """What the records stats count over all instances of a shard."""
+
+    by_length: list[int]  # [n]: instances of n tokens
+    by_masked_positions: list[int]  # [n]: instances with n masked positions
+    random_next: int = 0
+    instances_truncated: int = 0
+    tokens_truncated: int = 0
+
+
+def histogram(counts: list[int]) -> dict[str, int]:
+    """``{"n": count}`` for the non-zero counts, as the stats file has them."""
+    return {str(n): count for n, count in enumerate(counts) if count}
+
+
+def serialized_examples(
+    documents: Iterable[Sequence[Sequence[int]]],
+    options: InstanceOptions,
+    vocab: VocabInfo,
+    rng: random.Random,
+    on_document: Callable[[], None] | None = None,
+) -> tuple[list[bytes], InstanceCounts]:
+    """All instances as serialised ``tf.train.Example`` s, in Google's final order.
+
+    Made in C when :mod:`._fast_instances` is built (and ``rng`` is a plain
+    ``random.Random``), else in Python; both give the same bytes and counts.
+    """
+    all_documents = [document for document in documents if document]  # drop empty documents
+    if compiled is not None and _is_plain_random(rng):
+        examples, corpus = _compiled_outputs(all_documents, options, vocab, rng, on_document, make=None)
+        by_length, by_masked_positions, *totals = corpus.counts()
+        return examples, InstanceCounts(by_length, by_masked_positions, *totals)
+
+    counts = InstanceCounts([0] * (options.max_seq_length + 1), [0] * (options.max_predictions_per_seq + 1))
+    if vocab.size <= VARINT_TABLE_SIZE:
+        serializer = pretraining_example_serializer(options.max_seq_length, options.max_predictions_per_seq)
+        serialize_pair = serializer.serialize_pair
+    else:  # ids beyond the varint table: the checked, general path
+
+        def serialize_pair(input_ids, num_segment_a, positions, labels, label):
+            segment_ids = [0] * num_segment_a + [1] * (len(input_ids) - num_segment_a)
+            return serialize_pretraining_example(
+                input_ids, segment_ids, positions, labels, label,
+                options.max_seq_length, options.max_predictions_per_seq,
+            )
+
+    by_length, by_masked_positions = counts.by_length, counts.by_masked_positions
+
+    def encode(raw: _RawInstance) -> bytes:
+        input_ids, num_segment_a, positions, labels, is_random_next, num_truncated = raw
+        by_length[len(input_ids)] += 1
+        by_masked_positions[len(positions)] += 1
+        if is_random_next:
+            counts.random_next += 1
+        if num_truncated:
+            counts.instances_truncated += 1
+            counts.tokens_truncated += num_truncated
+        return serialize_pair(input_ids, num_segment_a, positions, labels, 1 if is_random_next else 0)
+
+    return _python_outputs(all_documents, options, vocab, rng, encode, on_document), counts
+
+
+# --------------------------------------------------------------------------
 # One shard: text -> TFRecords (+ stats)
 # --------------------------------------------------------------------------
 
@@ -749,44 +838,11 @@ def create_pretraining_data(
         max_num_tokens,
     )
 
-    # Per-instance counts, in lists (cheaper than Counter updates).
-    length_counts = [0] * (options.max_seq_length + 1)
-    masked_numbers = [0] * (options.max_predictions_per_seq + 1)
-    truncated = [0, 0]  # instances, tokens
-    random_next = [0]
-    if vocab.size <= VARINT_TABLE_SIZE:
-        serializer = pretraining_example_serializer(options.max_seq_length, options.max_predictions_per_seq)
-        serialize_pair = serializer.serialize_pair
-    else:  # ids beyond the varint table: the checked, general path
-
-        def serialize_pair(input_ids, num_segment_a, positions, labels, label):
-            segment_ids = [0] * num_segment_a + [1] * (len(input_ids) - num_segment_a)
-            return serialize_pretraining_example(
-                input_ids, segment_ids, positions, labels, label,
-                options.max_seq_length, options.max_predictions_per_seq,
-            )
-
-    def encode(raw: _RawInstance) -> bytes:
-        input_ids, num_segment_a, positions, labels, is_random_next, num_truncated = raw
-        length_counts[len(input_ids)] += 1
-        masked_numbers[len(positions)] += 1
-        if is_random_next:
-            random_next[0] += 1
-        if num_truncated:
-            truncated[0] += 1
-            truncated[1] += num_truncated
-        return serialize_pair(input_ids, num_segment_a, positions, labels, 1 if is_random_next else 0)
-
     rng = random.Random(random_seed)
     with Progress(
         f"records {label}", total=options.dupe_factor * len(documents), unit="documents", rate_unit="docs"
     ) as progress:
-        examples = _create_outputs(documents, options, vocab, rng, encode, lambda: progress.update(1))
-    sequence_lengths = Counter({n: count for n, count in enumerate(length_counts) if count})
-    masked_counts = Counter({n: count for n, count in enumerate(masked_numbers) if count})
-    counts = Counter(
-        random_next=random_next[0], instances_truncated=truncated[0], tokens_truncated=truncated[1]
-    )
+        examples, counts = serialized_examples(documents, options, vocab, rng, lambda: progress.update(1))
     del documents
 
     writers = [TFRecordWriter(path) for path in output_files]
@@ -819,11 +875,11 @@ def create_pretraining_data(
             "sentences_without_tokens": text.sentences_without_tokens,
             "single_sentence_documents": {"kept": text.single_sentence_documents, "skipped": 0},
             "sentences_longer_than_sequence": text.sentences_longer_than_sequence,
-            "instances_truncated": counts["instances_truncated"],
-            "tokens_truncated": counts["tokens_truncated"],
-            "random_next_instances": counts["random_next"],
-            "masked_positions_histogram": {str(k): v for k, v in sorted(masked_counts.items())},
-            "sequence_length_histogram": {str(k): v for k, v in sorted(sequence_lengths.items())},
+            "instances_truncated": counts.instances_truncated,
+            "tokens_truncated": counts.tokens_truncated,
+            "random_next_instances": counts.random_next,
+            "masked_positions_histogram": histogram(counts.by_masked_positions),
+            "sequence_length_histogram": histogram(counts.by_length),
         }
         if stats_file:
             stats_output = AtomicFile(stats_file, "w")
@@ -841,7 +897,7 @@ def create_pretraining_data(
         "wrote %d instances to %s (%d truncated, %d random next)",
         len(examples),
         ", ".join(output_files),
-        counts["instances_truncated"],
-        counts["random_next"],
+        counts.instances_truncated,
+        counts.random_next,
     )
     return stats
