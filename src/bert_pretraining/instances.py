@@ -798,7 +798,7 @@ def create_pretraining_data(
     if compiled is None:
         log.warning(
             "bert_pretraining._fast_instances is not built (no C compiler at install time?): "
-            "building instances in Python, about 1.6x slower; `pip install -e .` with gcc builds it"
+            "building instances in Python, about 2x slower; `pip install -e .` with gcc builds it"
         )
     if not input_files:
         raise ConfigError("--input_file is empty; expected one or more corpus files or patterns")
