@@ -17,9 +17,9 @@ A training step (see ``training``) is, in order::
     optimizer.apply_gradients(grads, learning_rate, should_apply=finite)
 
 (Checking the global norm, which clipping computes anyway, instead of every
-gradient with ``all_finite`` saves a memory-bound pass over all of them. A
-norm whose square overflows float32 also counts as non-finite: such a step
-would be garbage anyway.)
+gradient with ``tf.math.is_finite`` saves a memory-bound pass over all of
+them. A norm whose square overflows float32 also counts as non-finite: such a
+step would be garbage anyway.)
 """
 
 import dataclasses
@@ -158,20 +158,6 @@ def clip_by_global_norm(grads, clip_norm=1.0):
     return list(clipped), global_norm
 
 
-def all_finite(grads):
-    """True (bool scalar tensor) when no gradient holds an Inf or NaN; None entries are skipped.
-
-    Without next-sentence prediction the pooler gets no gradient (None), so
-    a plain ``tf.math.is_finite`` over every entry would fail.
-    """
-    finite = [
-        tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(grad)))
-        for grad in grads
-        if grad is not None
-    ]
-    return tf.reduce_all(tf.stack(finite)) if finite else tf.constant(True)
-
-
 class DynamicLossScale(tf.Module):
     """Dynamic loss scaling for float16 training, as Keras' LossScaleOptimizer does it.
 
@@ -214,15 +200,6 @@ class DynamicLossScale(tf.Module):
                 grad = grad * tf.cast(inverse, grad.dtype)
             unscaled.append(grad)
         return unscaled
-
-    def update(self, grads):
-        """Adjusts the scale from this step's gradients; returns all_finite (bool scalar).
-
-        Call it with the gradients every worker will apply (after allreduce).
-        """
-        finite = all_finite(grads)
-        self.adjust(finite)
-        return finite
 
     def adjust(self, finite):
         """Halves the scale after a non-finite step, doubles it after growth_interval finite ones."""
