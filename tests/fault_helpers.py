@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from bert_pretraining.corpus import file_sha256
+from checkpoint_helpers import read_all_tensors
 from workflow_helpers import SNAKEMAKE, load_yaml, write_yaml
 
 RUN = "faults"
@@ -250,13 +251,6 @@ def complete_steps(phase_dir: str) -> list[int]:
     from bert_pretraining import checkpoints
 
     return [ref.step for ref in checkpoints.list_checkpoints(phase_dir, include_segment_ends=False)]
-
-
-def read_all_tensors(prefix: str) -> dict:
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(prefix)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 def checkpoint_differences(prefix: str, reference_prefix: str) -> list[str]:

@@ -44,6 +44,8 @@ import time
 import numpy as np
 import pytest
 
+from checkpoint_helpers import weights_at
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 TF215_PYTHON = os.path.join(REPO, ".venv-tf215", "bin", "python")
@@ -365,13 +367,6 @@ def run_reference(python, output_dir, flags, *, ranks, accumulation=1):
     assert result.returncode == 0, open(log).read()[-5000:]
 
 
-def weights(directory, step):
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(os.path.join(str(directory), f"model.ckpt-{step}"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-
-
 def assert_close(actual, expected, skip=("input_position",)):
     """Model, Adam slots and counters within ATOL + RTOL |expected|; the weights must have moved."""
     assert sorted(actual) == sorted(expected)
@@ -411,7 +406,7 @@ def straight_runs(data, tmp_path_factory):
         if key not in cache:
             output = tmp_path_factory.mktemp(f"straight-{engine}")
             run_ranks(python, engine, 2, output, training_flags(data, output, batch=4, engine=engine))
-            cache[key] = weights(output, STEPS)
+            cache[key] = weights_at(output, STEPS)
         return cache[key]
 
     return get
@@ -428,7 +423,7 @@ def test_four_ranks_equal_one_process_with_four_times_the_batch(engine_python, d
     ranks_seconds = time.monotonic() - started
     run_reference(python, tmp_path / "one", training_flags(data, tmp_path / "one", batch=16, engine="none", extra=xla),
                   ranks=4)
-    distributed, single = weights(tmp_path / "ranks", STEPS), weights(tmp_path / "one", STEPS)
+    distributed, single = weights_at(tmp_path / "ranks", STEPS), weights_at(tmp_path / "one", STEPS)
     worst = assert_close(distributed, single)
     assert movement(data, single) > 100 * ATOL  # the comparison is not vacuous
     assert distributed["global_step"] == single["global_step"] == STEPS
@@ -445,9 +440,9 @@ def test_gradient_accumulation_with_two_ranks(engine_python, data, tmp_path):
               training_flags(data, tmp_path / "ranks", batch=2, accumulation=2, engine=engine))
     run_reference(python, tmp_path / "one", training_flags(data, tmp_path / "one", batch=8, engine="none"),
                   ranks=2, accumulation=2)
-    distributed = weights(tmp_path / "ranks", STEPS)
+    distributed = weights_at(tmp_path / "ranks", STEPS)
     assert distributed["input_position"] == 2 * STEPS  # micro-batches per rank
-    worst = assert_close(distributed, weights(tmp_path / "one", STEPS))
+    worst = assert_close(distributed, weights_at(tmp_path / "one", STEPS))
     print(f"{engine}: 2 ranks x 2 micro-batches x 2 vs 1 x 8: max |diff| {worst:.2e}")
 
 
@@ -469,7 +464,7 @@ def test_gradient_accumulation_in_one_process(data, tmp_path, monkeypatch):
     monkeypatch.setattr(training, "pretraining_dataset", union_dataset_builder(ranks=1, accumulation=4))
     whole = settings_from_args(parse_args(training_flags(data, tmp_path / "one", batch=8, steps=4)))
     assert training.train_segment(whole, single_process()) == 0
-    assert_close(weights(tmp_path / "acc", 4), weights(tmp_path / "one", 4))
+    assert_close(weights_at(tmp_path / "acc", 4), weights_at(tmp_path / "one", 4))
 
 
 @pytest.mark.distributed
@@ -519,11 +514,11 @@ def test_stop_on_one_rank_stops_all_and_resume_is_exact(engine_python, data, tmp
     stopped = checkpoints.newest_valid_checkpoint(str(tmp_path))
     assert codes == [75, 75], f"exit codes {codes}\n{job.tails()}"
     assert stopped is not None and 1 <= stopped.step < STEPS, job.tails()
-    saved = weights(tmp_path, stopped.step)
+    saved = weights_at(tmp_path, stopped.step)
     assert saved["input_position"] == stopped.step
     rerun = run_ranks(python, engine, 2, tmp_path / "resumed-logs", flags)
     assert "resuming from" in open(rerun.logs[1]).read()
-    assert_identical(weights(tmp_path, STEPS), straight_runs(engine, python))
+    assert_identical(weights_at(tmp_path, STEPS), straight_runs(engine, python))
 
 
 @pytest.mark.distributed
@@ -534,7 +529,7 @@ def test_engines_own_launcher(engine_python, data, tmp_path, straight_runs):
     launcher = "horovodrun" if engine == "horovod" else "tf_config"
     run_ranks(python, engine, 2, tmp_path, training_flags(data, tmp_path, batch=4, engine="auto"), launcher=launcher)
     # Same ranks, same data, same collective: the same bits as under (simulated) srun.
-    assert_identical(weights(tmp_path, STEPS), straight_runs(engine, python))
+    assert_identical(weights_at(tmp_path, STEPS), straight_runs(engine, python))
 
 
 @pytest.mark.distributed
@@ -547,7 +542,7 @@ def test_fp16_allreduce_with_loss_scaling(engine_python, data, tmp_path):
               training_flags(data, tmp_path / "fp16-wire", batch=4, engine=engine, extra=fp16 + ["--fp16_allreduce"]))
     run_ranks(python, engine, 2, tmp_path / "fp32-wire",
               training_flags(data, tmp_path / "fp32-wire", batch=4, engine=engine, extra=fp16))
-    compressed, plain = weights(tmp_path / "fp16-wire", STEPS), weights(tmp_path / "fp32-wire", STEPS)
+    compressed, plain = weights_at(tmp_path / "fp16-wire", STEPS), weights_at(tmp_path / "fp32-wire", STEPS)
     assert compressed["global_step"] == STEPS and compressed["skipped_steps"] == plain["skipped_steps"]
     kernel = "bert/encoder/layer_0/attention/self/query/kernel"
     difference = float(np.max(np.abs(compressed[kernel] - plain[kernel])))

@@ -42,8 +42,8 @@ from test_distributed import (  # noqa: F401  (data is a fixture)
     movement,
     run_reference,
     training_flags,
-    weights,
 )
+from checkpoint_helpers import weights_at
 from test_slurm import SEGMENT_STEPS, sacct, sacct_final, small_config, write_testbed_profile
 from workflow_helpers import SNAKEMAKE, fresh_clone, load_yaml, write_yaml
 
@@ -145,7 +145,7 @@ def test_srun_ranks_on_two_nodes_equal_one_process_with_the_union_batch(
     assert nodes == {"node[1-2]"}, nodes
     run_reference(python, tmp_path / "one", training_flags(data, tmp_path / "one", batch=4 * RANKS, engine="none"),
                   ranks=RANKS)
-    distributed, single = weights(tmp_path / "ranks", STEPS), weights(tmp_path / "one", STEPS)
+    distributed, single = weights_at(tmp_path / "ranks", STEPS), weights_at(tmp_path / "one", STEPS)
     worst = assert_close(distributed, single)
     assert movement(data, single) > 1e-4  # the comparison is not vacuous
     assert distributed["global_step"] == STEPS and distributed["input_position"] == STEPS
@@ -183,7 +183,7 @@ def test_a_killed_rank_fails_the_job_promptly_and_the_rerun_resumes(engine_pytho
     end = newest.step + 2
     rerun = run_job(python, flags + [f"--end_step={end}"], tmp_path / "rerun")
     assert f"resuming from {tmp_path}/model.ckpt-{newest.step} (step {newest.step})" in rerun.log(0), rerun.tails()
-    assert weights(tmp_path, end)["global_step"] == end
+    assert weights_at(tmp_path, end)["global_step"] == end
     print(f"{engine}: rank {victim} killed at step >= {newest.step}; job {record['State']} after {seconds:.0f} s")
 
 

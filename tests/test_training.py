@@ -15,6 +15,7 @@ from bert_pretraining.modeling import BertConfig
 from bert_pretraining.training import SegmentSettings, train_segment
 from bert_pretraining import training_log
 
+from checkpoint_helpers import weights_at
 from synthetic_records import VOCAB_SIZE, make_records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,11 +47,6 @@ def settings(records, output_dir, start, end, **overrides):
     return SegmentSettings(**values)
 
 
-def final_weights(directory, step):
-    reader = tf.train.load_checkpoint(os.path.join(str(directory), f"model.ckpt-{step}"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-
-
 def assert_identical(a, b):
     assert sorted(a) == sorted(b)
     for name in a:
@@ -66,7 +62,7 @@ def straight_run(records, tmp_path_factory):
     """Reference: 10 steps (more than one epoch of a rank's data) without interruption."""
     output = tmp_path_factory.mktemp("straight")
     assert train_segment(settings(records, output, 0, 10), single_process()) == 0
-    return final_weights(output, 10)
+    return weights_at(output, 10)
 
 
 def test_checkpoint_holds_google_names_and_training_state(straight_run):
@@ -91,14 +87,14 @@ def test_resume_after_a_crash_is_bit_identical(records, tmp_path, monkeypatch, s
     monkeypatch.setattr(training_log.TrainingLog, "after_step", original)
     assert checkpoints.newest_valid_checkpoint(str(tmp_path)).step == 6
     assert train_segment(settings(records, tmp_path, 0, 10), single_process()) == 0
-    assert_identical(final_weights(tmp_path, 10), straight_run)
+    assert_identical(weights_at(tmp_path, 10), straight_run)
 
 
 def test_two_segments_equal_one(records, tmp_path, straight_run):
     assert train_segment(settings(records, tmp_path, 0, 4), single_process()) == 0
     first_end = os.path.join(str(tmp_path), "model.ckpt-4")
     assert train_segment(settings(records, tmp_path, 4, 10, init_checkpoint=first_end), single_process()) == 0
-    assert_identical(final_weights(tmp_path, 10), straight_run)
+    assert_identical(weights_at(tmp_path, 10), straight_run)
     # Segment ends are kept whatever keep_checkpoints says.
     assert os.path.exists(first_end + ".index")
     metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
@@ -123,7 +119,7 @@ def test_finished_segment_is_not_retrained(records, tmp_path):
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_mixed_precision_trains_with_xla(records, tmp_path, precision):
     assert train_segment(settings(records, tmp_path, 0, 4, precision=precision, use_xla=True), single_process()) == 0
-    weights = final_weights(tmp_path, 4)
+    weights = weights_at(tmp_path, 4)
     if precision == "fp16":
         assert "loss_scale" in weights
     assert all(np.all(np.isfinite(value)) for value in weights.values() if value.dtype.kind == "f")
@@ -149,7 +145,7 @@ def test_records_mismatch_is_refused_before_training(records, tmp_path):
 
 def test_no_nsp_variant_trains(records, tmp_path):
     assert train_segment(settings(records, tmp_path, 0, 2, use_next_sentence_prediction=False), single_process()) == 0
-    weights = final_weights(tmp_path, 2)
+    weights = weights_at(tmp_path, 2)
     assert "cls/seq_relationship/output_weights" not in weights
     assert "cls/predictions/output_bias" in weights
 
@@ -172,5 +168,5 @@ def test_divergence_stops_the_segment_and_keeps_the_last_good_checkpoint(records
             single_process(),
         )
     newest = checkpoints.newest_valid_checkpoint(str(tmp_path))
-    weights = final_weights(tmp_path, newest.step)
+    weights = weights_at(tmp_path, newest.step)
     assert all(np.all(np.isfinite(v)) for v in weights.values() if v.dtype.kind == "f")
