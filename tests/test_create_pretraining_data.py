@@ -187,3 +187,26 @@ def test_the_records_stage_does_not_import_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("whole_word", [False, True])
+def test_without_the_c_extension_the_records_are_the_same(workspace, tmp_path, monkeypatch, caplog, whole_word):
+    # The fallback when no C compiler was available at install time: the
+    # same records and stats, and a warning that says why it is slower.
+    from bert_pretraining import instances
+
+    options = instances.InstanceOptions(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2,
+                                        do_whole_word_mask=whole_word)
+    inputs = [str(workspace / "a.txt"), str(workspace / "b.txt")]
+
+    def records(name):
+        stats = instances.create_pretraining_data(inputs, [str(tmp_path / f"{name}.tfrecord")],
+                                                  str(workspace / "vocab.txt"), options, False, 7)
+        return (tmp_path / f"{name}.tfrecord").read_bytes(), {k: v for k, v in stats.items() if k != "files"}
+
+    assert instances.compiled is not None
+    compiled = records("compiled")
+    assert "not built" not in caplog.text
+    monkeypatch.setattr(instances, "compiled", None)
+    assert records("python") == compiled
+    assert "bert_pretraining._fast_instances is not built" in caplog.text
