@@ -588,19 +588,6 @@ Corpus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     memcpy(self->is_continuation, is_continuation.buf, is_continuation.len);
     if (pack_documents(self, documents) < 0)
         goto fail;
-    /* Shared int objects for every id and position (like the shared ints
-       of the Python code): lists of them are references, not new ints. */
-    self->num_id_objects = vocab_size > max_seq_length ? vocab_size : max_seq_length;
-    self->id_objects = PyMem_Calloc(self->num_id_objects, sizeof(PyObject *));
-    if (self->id_objects == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < self->num_id_objects; i++) {
-        self->id_objects[i] = PyLong_FromSsize_t(i);
-        if (self->id_objects[i] == NULL)
-            goto fail;
-    }
     Py_ssize_t n = max_seq_length;
     self->input = PyMem_Malloc(sizeof(int32_t) * n);
     self->output = PyMem_Malloc(sizeof(int32_t) * n);
@@ -623,6 +610,34 @@ fail:
     PyBuffer_Release(&is_continuation);
     Py_XDECREF(self);
     return NULL;
+}
+
+/* Shared int objects for every id and position (like the shared ints of the
+   Python code): lists of them are references, not new ints. Made on the first
+   pass that returns raw instances (serialised Examples need none). */
+static int
+make_id_objects(CorpusObject *self)
+{
+    if (self->id_objects != NULL)
+        return 0;
+    Py_ssize_t count = self->vocab_size > self->max_seq_length ? self->vocab_size : self->max_seq_length;
+    self->id_objects = PyMem_Calloc(count, sizeof(PyObject *));
+    if (self->id_objects == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        self->id_objects[i] = PyLong_FromSsize_t(i);
+        if (self->id_objects[i] == NULL) {
+            while (i-- > 0)
+                Py_DECREF(self->id_objects[i]);
+            PyMem_Free(self->id_objects);
+            self->id_objects = NULL;
+            return -1;
+        }
+    }
+    self->num_id_objects = count;
+    return 0;
 }
 
 static PyObject *
@@ -780,6 +795,8 @@ document_pass(CorpusObject *self, PyObject *args, int serialize)
     TwisterObject *twister;
     Py_ssize_t document_index;
     if (!PyArg_ParseTuple(args, "O!n", &TwisterType, &twister, &document_index))
+        return NULL;
+    if (!serialize && make_id_objects(self) < 0)
         return NULL;
     if (document_index < 0 || document_index >= self->num_documents) {
         PyErr_Format(PyExc_IndexError, "document_instances(): document %zd of %zd", document_index,

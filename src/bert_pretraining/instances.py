@@ -188,6 +188,12 @@ def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int, rng: 
 # overrides any of them gets its own methods called instead.
 
 
+def _runs_in_c(rng: random.Random) -> bool:
+    """Whether the outer loop runs in C: the extension is built and ``rng``
+    draws as ``random.Random`` does (the C code copies its state)."""
+    return compiled is not None and _is_plain_random(rng)
+
+
 def _is_plain_random(rng: random.Random) -> bool:
     cls = type(rng)
     base = random.Random
@@ -521,14 +527,13 @@ def _create_outputs(
     on_document: Callable[[], None] | None,
 ) -> list:
     """:func:`create_training_instances` with ``make`` applied to raw instances."""
-    all_documents = [document for document in documents if document]  # drop empty documents
-    if compiled is not None and _is_plain_random(rng):
-        return _compiled_outputs(all_documents, options, vocab, rng, on_document, make)[0]
-    return _python_outputs(all_documents, options, vocab, rng, make, on_document)
+    if _runs_in_c(rng):
+        return _compiled_outputs(documents, options, vocab, rng, on_document, make)[0]
+    return _python_outputs(documents, options, vocab, rng, make, on_document)
 
 
 def _python_outputs(
-    all_documents: list,
+    documents: Iterable[Sequence[Sequence[int]]],
     options: InstanceOptions,
     vocab: VocabInfo,
     rng: random.Random,
@@ -536,6 +541,7 @@ def _python_outputs(
     on_document: Callable[[], None] | None,
 ) -> list:
     """Google's outer loop over non-empty documents, in Python."""
+    all_documents = [document for document in documents if document]  # drop empty documents
     draws = _Draws(rng)
     draws.shuffle(all_documents, len(all_documents))
     special = _has_special_ids(all_documents, vocab)
@@ -550,7 +556,7 @@ def _python_outputs(
 
 
 def _compiled_outputs(
-    all_documents: list,
+    documents: Iterable[Sequence[Sequence[int]]],
     options: InstanceOptions,
     vocab: VocabInfo,
     rng: random.Random,
@@ -562,6 +568,7 @@ def _compiled_outputs(
     ``make`` None gives serialised Examples made in C. The draws come from a
     copy of ``rng``'s state, written back at the end as if ``rng`` had made them.
     """
+    all_documents = [document for document in documents if document]  # drop empty documents
     version, state, gauss_next = rng.getstate()
     twister = compiled.Twister(state)
     try:
@@ -738,9 +745,8 @@ def serialized_examples(
     Made in C when :mod:`._fast_instances` is built (and ``rng`` is a plain
     ``random.Random``), else in Python; both give the same bytes and counts.
     """
-    all_documents = [document for document in documents if document]  # drop empty documents
-    if compiled is not None and _is_plain_random(rng):
-        examples, corpus = _compiled_outputs(all_documents, options, vocab, rng, on_document, make=None)
+    if _runs_in_c(rng):
+        examples, corpus = _compiled_outputs(documents, options, vocab, rng, on_document, make=None)
         by_length, by_masked_positions, *totals = corpus.counts()
         return examples, InstanceCounts(by_length, by_masked_positions, *totals)
 
@@ -770,7 +776,7 @@ def serialized_examples(
             counts.tokens_truncated += num_truncated
         return serialize_pair(input_ids, num_segment_a, positions, labels, 1 if is_random_next else 0)
 
-    return _python_outputs(all_documents, options, vocab, rng, encode, on_document), counts
+    return _python_outputs(documents, options, vocab, rng, encode, on_document), counts
 
 
 # --------------------------------------------------------------------------
