@@ -1,34 +1,35 @@
-# Helpers shared by the rules: the validated config, the plan, file names.
+# Helpers shared by the rules: the run's settings, the plan, file names.
 import json
 import os
 import shlex
 import sys
-from functools import partial
 from pathlib import Path
 
-from snakemake.utils import validate
-
-# The package is importable without installation at dry-run time: only its
-# config and plan modules are used here, and they need nothing but the stdlib.
+# The package is importable without installation at dry-run time; nothing
+# imported here loads TensorFlow.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from bert_pretraining.config import (
-    check_config,
-    corpus_files,
-    resolved_phases,
-    training_plan,
-    training_python,
-)
 from bert_pretraining.errors import ConfigError
+from bert_pretraining.job_resources import check_environment_references
+from bert_pretraining.job_flags import flag_values, format_flags
+from bert_pretraining.settings import corpus_files, settings_from_config, training_python
 
-validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-try:
-    check_config(config)
-except ConfigError as error:
-    raise WorkflowError(f"invalid configuration: {error}") from None
+
+def refuse_bad_configuration(check, *args):
+    """Run a check of the package; its ConfigError stops the parse like any invalid config."""
+    try:
+        return check(*args)
+    except ConfigError as error:
+        raise WorkflowError(f"invalid configuration: {error}") from None
+
+
+# The one loader: Snakemake has merged config.yaml and every --configfile
+# into `config`; it is validated, completed with the schema's defaults and
+# checked here, and the rules read SETTINGS only.
+SETTINGS = refuse_bad_configuration(settings_from_config, config)
 
 # Outputs are shared with the project group (HPC project directories), never world-writable.
-os.umask(int(config["umask"], 8))
+os.umask(int(SETTINGS.umask, 8))
 
 # Jobs run the interpreter that runs Snakemake, so a virtual environment or a
 # site module that provides Snakemake also provides the package and TensorFlow.
@@ -37,26 +38,51 @@ PYTHON = shlex.quote(sys.executable)
 # venv with Horovod); the workflow's own package goes on its PYTHONPATH.
 SRC = Path(workflow.basedir) / "src"
 TRAINING_PYTHON = (
-    f"env PYTHONPATH={shlex.quote(str(SRC))}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(training_python(config))}"
-    if training_python(config)
+    f"env PYTHONPATH={shlex.quote(str(SRC))}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(training_python(SETTINGS))}"
+    if training_python(SETTINGS)
     else PYTHON
 )
 SCRIPTS = Path(workflow.basedir) / "workflow/scripts"
-RESULTS = f"{config['results_dir']}/{config['run_name']}"
+RESULTS = SETTINGS.run_dir
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
-SHARDS = [f"shard_{index:05d}" for index in range(config["corpus"]["num_shards"])]
-PHASES = resolved_phases(config)
-PHASES_BY_NAME = {phase["name"]: phase for phase in PHASES}
-SEQ_LENGTHS = [phase["max_seq_length"] for phase in PHASES]
-SEGMENTS = training_plan(config)
+SHARDS = [f"shard_{index:05d}" for index in range(SETTINGS.corpus.num_shards)]
+PHASES = SETTINGS.phases
+SEQ_LENGTHS = [phase.max_seq_length for phase in PHASES]
+SEGMENTS = SETTINGS.segments
 RUN_LAST_STEP = SEGMENTS[-1].end_step
 
 
 wildcard_constraints:
     part="shard_[0-9]+|heldout",
     seq="[0-9]+",
+
+
+def raw_resources(resources):
+    """Resources as written in the profile or on the command line (Snakemake evaluates them per job)."""
+    return {name: getattr(value, "raw", value) for name, value in (resources or {}).items()}
+
+
+def rule_resources(rule_name, declared):
+    """A rule's resources before evaluation: the defaults, the rule's own, then --set-resources."""
+    settings = workflow.resource_settings
+    return {
+        **raw_resources(settings.default_resources),
+        **declared,
+        **raw_resources(settings.overwrite_resources.get(rule_name)),
+    }
+
+
+# Values such as slurm_account: $SBATCH_ACCOUNT are expanded when a job is
+# submitted; an unset variable would reach sbatch as text. Jobs re-parse this
+# file in their own environment: the main process checks for them.
+if workflow.is_main_process:
+    refuse_bad_configuration(
+        check_environment_references, "--default-resources", raw_resources(workflow.resource_settings.default_resources)
+    )
+    for _rule_name, _resources in workflow.resource_settings.overwrite_resources.items():
+        refuse_bad_configuration(check_environment_references, f"--set-resources of {_rule_name}", raw_resources(_resources))
 
 
 def checkpoint_files(phase_name, step):
@@ -74,14 +100,7 @@ def phase_final_checkpoint(phase_name):
 
 
 def records_dir(seq):
-    return f"{RESULTS}/records/seq{seq}"
-
-
-def max_predictions_for(seq):
-    for phase in PHASES:
-        if phase["max_seq_length"] == int(seq):
-            return phase["max_predictions_per_seq"]
-    raise ValueError(f"no phase has max_seq_length {seq}")
+    return SETTINGS.records_dir(seq)
 
 
 def quoted(value):
@@ -89,8 +108,12 @@ def quoted(value):
     return shlex.quote(str(value))
 
 
+def shell_bool(value):
+    return "true" if value else "false"
+
+
 def final_targets():
-    targets = [f"{RESULTS}/{phase['name']}/eval.json" for phase in PHASES]
+    targets = [f"{RESULTS}/{phase.name}/eval.json" for phase in PHASES]
     report_files = [
         f"{RESULTS}/report/{name}"
         for name in (

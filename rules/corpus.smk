@@ -3,14 +3,14 @@
 
 rule shard_corpus:
     input:
-        corpus_files(config),
+        corpus_files(SETTINGS),
     output:
         shards=expand("{results}/corpus/{shard}.txt", results=RESULTS, shard=SHARDS),
         heldout=f"{RESULTS}/corpus/heldout.txt",
     params:
-        num_shards=config["corpus"]["num_shards"],
-        heldout_fraction=config["corpus"]["heldout_fraction"],
-        seed=config["corpus"]["seed"],
+        num_shards=SETTINGS.corpus.num_shards,
+        heldout_fraction=SETTINGS.corpus.heldout_fraction,
+        seed=SETTINGS.corpus.seed,
         output_dir=f"{RESULTS}/corpus",
     log:
         f"{LOGS}/shard_corpus.log",

@@ -18,19 +18,19 @@ _EXPORT_PHASE_KEYS = (
 
 rule export_model:
     input:
-        index=phase_final_checkpoint(PHASES[-1]["name"])["index"],
-        data=phase_final_checkpoint(PHASES[-1]["name"])["data"],
+        index=phase_final_checkpoint(PHASES[-1].name)["index"],
+        data=phase_final_checkpoint(PHASES[-1].name)["data"],
         bert_config=f"{RESULTS}/bert_config.json",
         vocab=f"{RESULTS}/vocab.txt",
-        evals=[f"{RESULTS}/{phase['name']}/eval.json" for phase in PHASES],
-        sidecars=list(dict.fromkeys(f"{records_dir(phase['max_seq_length'])}/records.json" for phase in PHASES)),
+        evals=[f"{RESULTS}/{phase.name}/eval.json" for phase in PHASES],
+        sidecars=[f"{records_dir(seq)}/records.json" for seq in SEQ_LENGTHS],
     output:
         directory(f"{RESULTS}/export"),
     params:
-        lower_case="true" if config["vocabulary"]["do_lower_case"] else "false",
-        nsp="true" if config["model"]["use_next_sentence_prediction"] else "false",
-        phases=json.dumps([{key: phase[key] for key in _EXPORT_PHASE_KEYS if key in phase} for phase in PHASES]),
-        name=config["run_name"],
+        lower_case=shell_bool(SETTINGS.vocabulary.do_lower_case),
+        nsp=shell_bool(SETTINGS.model.use_next_sentence_prediction),
+        phases=json.dumps([{key: getattr(phase, key) for key in _EXPORT_PHASE_KEYS} for phase in PHASES]),
+        name=SETTINGS.run_name,
     log:
         f"{LOGS}/export.log",
     benchmark:

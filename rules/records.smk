@@ -5,7 +5,7 @@
 
 def records_seed(wildcards):
     """Each part has its own seed, so records do not depend on job scheduling."""
-    base = config["records"]["random_seed"]
+    base = SETTINGS.records.random_seed
     if wildcards.part == "heldout":
         return base + len(SHARDS)
     return base + int(wildcards.part.split("_")[1])
@@ -19,13 +19,13 @@ rule create_records:
         records=f"{RESULTS}/records/seq{{seq}}/{{part}}.tfrecord",
         stats=f"{RESULTS}/records/seq{{seq}}/{{part}}.json",
     params:
-        max_predictions=lambda wildcards: max_predictions_for(wildcards.seq),
+        max_predictions=lambda wildcards: SETTINGS.phase_for_length(wildcards.seq).max_predictions_per_seq,
         seed=records_seed,
-        lower_case="true" if config["vocabulary"]["do_lower_case"] else "false",
-        whole_word="true" if config["records"]["do_whole_word_mask"] else "false",
-        dupe_factor=config["records"]["dupe_factor"],
-        masked_lm_prob=config["records"]["masked_lm_prob"],
-        short_seq_prob=config["records"]["short_seq_prob"],
+        lower_case=shell_bool(SETTINGS.vocabulary.do_lower_case),
+        whole_word=shell_bool(SETTINGS.records.do_whole_word_mask),
+        dupe_factor=SETTINGS.records.dupe_factor,
+        masked_lm_prob=SETTINGS.records.masked_lm_prob,
+        short_seq_prob=SETTINGS.records.short_seq_prob,
     log:
         f"{LOGS}/records/seq{{seq}}/{{part}}.log",
     benchmark:

@@ -7,7 +7,6 @@
 _REPORT_SEGMENTS = json.dumps(
     [{"phase": s.phase, "start": s.start_step, "end": s.end_step} for s in SEGMENTS]
 )
-_REPORT_SEQS = list(dict.fromkeys(SEQ_LENGTHS))
 
 
 rule plot_training:
@@ -18,9 +17,9 @@ rule plot_training:
         # The evaluations come after every segment's final checkpoint, so all
         # metrics.jsonl lines and segment benchmarks exist (neither is a
         # declared output of the training rules: they are read, not required).
-        evals=[f"{RESULTS}/{phase['name']}/eval.json" for phase in PHASES],
-        sidecars=[f"{records_dir(seq)}/records.json" for seq in _REPORT_SEQS],
-        stats=[f"{records_dir(seq)}/{part}.json" for seq in _REPORT_SEQS for part in [*SHARDS, "heldout"]],
+        evals=[f"{RESULTS}/{phase.name}/eval.json" for phase in PHASES],
+        sidecars=[f"{records_dir(seq)}/records.json" for seq in SEQ_LENGTHS],
+        stats=[f"{records_dir(seq)}/{part}.json" for seq in SEQ_LENGTHS for part in [*SHARDS, "heldout"]],
     output:
         training_curves=report(
             f"{RESULTS}/report/training_curves.svg",
@@ -73,7 +72,7 @@ rule plot_training:
     params:
         run_dir=RESULTS,
         segments=_REPORT_SEGMENTS,
-        seqs=",".join(str(seq) for seq in _REPORT_SEQS),
+        seqs=",".join(str(seq) for seq in SEQ_LENGTHS),
     log:
         f"{LOGS}/report/plot_training.log",
     benchmark:

@@ -4,19 +4,19 @@
 
 rule train_vocab:
     input:
-        given=config["vocabulary"]["file"] or [],
+        given=SETTINGS.vocabulary.file or [],
         shards=expand("{results}/corpus/{shard}.txt", results=RESULTS, shard=SHARDS),
     output:
         f"{RESULTS}/vocab.txt",
     params:
         source=lambda wildcards, input: (
             f"--given-vocab {quoted(input.given)}"
-            if config["vocabulary"]["file"]
+            if SETTINGS.vocabulary.file
             else f"--input {' '.join(quoted(path) for path in input.shards)}"
         ),
-        size=config["vocabulary"]["size"],
-        min_frequency=config["vocabulary"]["min_frequency"],
-        lower_case="--do-lower-case" if config["vocabulary"]["do_lower_case"] else "",
+        size=SETTINGS.vocabulary.size,
+        min_frequency=SETTINGS.vocabulary.min_frequency,
+        lower_case="--do-lower-case" if SETTINGS.vocabulary.do_lower_case else "",
     log:
         f"{LOGS}/train_vocab.log",
     benchmark:
@@ -33,7 +33,7 @@ rule write_bert_config:
     output:
         f"{RESULTS}/bert_config.json",
     params:
-        model=json.dumps({k: v for k, v in config["model"].items() if k != "use_next_sentence_prediction"}),
+        model=json.dumps(SETTINGS.model.bert_config()),
     log:
         f"{LOGS}/write_bert_config.log",
     benchmark:

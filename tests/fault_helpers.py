@@ -281,10 +281,10 @@ def tree_digests(directory: str, skip=("README.md", ".snakemake_timestamp")) -> 
 
 def segment_ends_of(config: dict) -> dict:
     """{phase directory: final steps of its segments} from a config's phases."""
-    from bert_pretraining.config import training_plan
+    from bert_pretraining.settings import settings_from_config
 
     ends = {}
-    for segment in training_plan(config):
+    for segment in settings_from_config(config).segments:
         ends.setdefault(segment.phase, []).append(segment.end_step)
     return {phase: tuple(steps) for phase, steps in ends.items()}
 

@@ -267,6 +267,7 @@ def training_flags(data, output_dir, *, batch, steps=STEPS, accumulation=1, engi
         f"--output_dir={output_dir}", "--max_seq_length=32", "--max_predictions_per_seq=5",
         f"--train_batch_size={batch}", f"--num_train_steps={steps}", "--num_warmup_steps=2", "--learning_rate=1e-3",
         "--save_checkpoints_steps=2", "--keep_checkpoints=3", "--log_every_steps=1", "--seed=7", "--deterministic",
+        "--use_xla=false", "--precision=fp32",
         f"--distribution={engine}", f"--gradient_accumulation_steps={accumulation}", *extra,
     ]
 

@@ -323,7 +323,7 @@ def small_segment_command(tmp_path, output: str, *, end: int, every: int) -> lis
         f"--output_dir={output}", "--max_seq_length=32", "--max_predictions_per_seq=5",
         "--train_batch_size=8", f"--num_train_steps={end}", "--num_warmup_steps=2", f"--end_step={end}",
         f"--save_checkpoints_steps={every}", f"--log_every_steps={every}", "--keep_checkpoints=2",
-        "--use_xla=False", "--distribution=none", "--hang_timeout_seconds=0",
+        "--use_xla=False", "--precision=fp32", "--distribution=none", "--hang_timeout_seconds=0",
     ]
 
 

@@ -6,14 +6,15 @@ import subprocess
 import sys
 import time
 
+from bert_pretraining.settings import load_settings
 from bert_pretraining.status import format_status, run_status
-from workflow_helpers import REPO, load_yaml, write_yaml
+from workflow_helpers import REPO, write_yaml
 
 
 def demo_config(tmp_path):
-    config = load_yaml(os.path.join(REPO, "demo", "config.yaml"))
-    config["results_dir"] = str(tmp_path / "results")
-    return config
+    """The demo's settings with the results under tmp_path, and the config file that says so."""
+    path = write_yaml(tmp_path / "config.yaml", {"results_dir": str(tmp_path / "results")})
+    return load_settings([os.path.join(REPO, "demo", "config.yaml"), str(path)], os.path.join(REPO, "config.yaml")), path
 
 
 def touch_checkpoint(run, phase, step):
@@ -31,8 +32,8 @@ def write_log(run, phase, end, age_seconds):
 
 
 def test_in_progress_and_failed_segments(tmp_path):
-    config = demo_config(tmp_path)
-    run = f"{config['results_dir']}/demo"
+    config, _ = demo_config(tmp_path)
+    run = config.run_dir
     touch_checkpoint(run, "phase128", 100)
     touch_checkpoint(run, "phase128", 150)
     write_log(run, "phase128", 100, 3600)
@@ -54,10 +55,9 @@ def test_in_progress_and_failed_segments(tmp_path):
 
 
 def test_status_script_does_not_import_tensorflow(tmp_path):
-    config = demo_config(tmp_path)
-    path = write_yaml(tmp_path / "config.yaml", config)
+    _, path = demo_config(tmp_path)
     probe = (
-        "import runpy, sys; sys.argv = ['status.py', '--configfile', %r, '--json'];"
+        "import runpy, sys; sys.argv = ['status.py', '--configfile', 'demo/config.yaml', %r, '--json'];"
         "runpy.run_path(%r, run_name='__main__')" % (str(path), os.path.join(REPO, "workflow/scripts/status.py"))
     )
     checker = probe.replace("runpy.run_path", "import atexit; atexit.register(lambda: print('TF' if 'tensorflow' in sys.modules else 'NO_TF', file=sys.stderr)); runpy.run_path")

@@ -42,6 +42,8 @@ def settings(records, output_dir, start, end, **overrides):
         max_seq_length=32, max_predictions_per_seq=5, train_batch_size=8, num_train_steps=20,
         num_warmup_steps=2, learning_rate=1e-3, precision="fp32", use_xla=False,
         save_checkpoints_steps=2, keep_checkpoints=2, log_every_steps=2, seed=7,
+        scale_learning_rate_by_ranks=False, use_next_sentence_prediction=True, gradient_accumulation_steps=1,
+        hang_timeout_seconds=3600, divergence_patience=3,
     )
     values.update(overrides)
     return SegmentSettings(**values)
@@ -134,7 +136,7 @@ def test_records_mismatch_is_refused_before_training(records, tmp_path):
         [sys.executable, os.path.join(REPO, "workflow/scripts/run_pretraining.py"),
          f"--bert_config_file={config}", f"--input_file={directory}/shard_*.tfrecord",
          f"--output_dir={tmp_path}/out", "--max_seq_length=64", "--max_predictions_per_seq=5",
-         "--num_train_steps=4"],
+         "--num_train_steps=4", "--train_batch_size=8"],
         capture_output=True, text=True,
     )
     assert result.returncode == 2

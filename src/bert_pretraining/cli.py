@@ -32,3 +32,11 @@ def setup_logging(rank: int = 0) -> None:
     )
     # TensorFlow's C++ start-up chatter hides the lines that matter.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+def add_configfile_flag(parser: argparse.ArgumentParser) -> None:
+    """``--configfile F [F ...]`` as Snakemake takes it: merged over the workflow's config.yaml, in order."""
+    parser.add_argument(
+        "--configfile", nargs="+", action="extend", default=[], metavar="FILE",
+        help="config files merged over config.yaml in order, as `snakemake --configfile` merges them",
+    )

@@ -11,50 +11,36 @@ with zeros (one byte each as varints). A corpus of long documents needs less.
 
 from __future__ import annotations
 
-import glob
 import os
 
-from .config import resolved_phases, training_plan
+from .settings import ModelSettings, Settings, corpus_files
 
 # Measured on the demo corpus (make demo): bytes of records per corpus byte per dupe.
 RECORD_BYTES_PER_CORPUS_BYTE = {128: 3.2, 512: 6.6}
 BYTES_PER_PARAMETER_IN_CHECKPOINT = 12  # weight + adam_m + adam_v, float32
 
 
-def parameter_count(model: dict, vocab_size: int, use_next_sentence_prediction: bool = True) -> int:
+def parameter_count(model: ModelSettings, vocab_size: int) -> int:
     """Parameters of BertPretrainer (Google's BERT with its pretraining heads)."""
-    h, i, layers = model["hidden_size"], model["intermediate_size"], model["num_hidden_layers"]
-    embeddings = (vocab_size + model["max_position_embeddings"] + model["type_vocab_size"]) * h + 2 * h
+    h, i, layers = model.hidden_size, model.intermediate_size, model.num_hidden_layers
+    embeddings = (vocab_size + model.max_position_embeddings + model.type_vocab_size) * h + 2 * h
     layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
     pooler = h * h + h
     mlm_head = h * h + h + 2 * h + vocab_size
-    nsp_head = 2 * h + 2 if use_next_sentence_prediction else 0
+    nsp_head = 2 * h + 2 if model.use_next_sentence_prediction else 0
     return embeddings + layers * layer + pooler + mlm_head + nsp_head
 
 
-def corpus_bytes(config: dict) -> int:
-    files = set()
-    for pattern in config["corpus"]["files"]:
-        files.update(path for path in glob.glob(pattern) if os.path.isfile(path))
-    return sum(os.path.getsize(path) for path in files)
-
-
-def estimate_disk(config: dict, vocab_size: int | None = None) -> dict:
+def estimate_disk(settings: Settings, vocab_size: int | None = None) -> dict:
     """Bytes for records, checkpoints and the corpus shards, with the counts behind them."""
-    vocab_size = vocab_size or config["vocabulary"].get("size", 50000)
-    parameters = parameter_count(
-        config["model"], vocab_size, config["model"].get("use_next_sentence_prediction", True)
-    )
+    parameters = parameter_count(settings.model, vocab_size or settings.vocabulary.size)
     checkpoint = parameters * BYTES_PER_PARAMETER_IN_CHECKPOINT
-    segments = training_plan(config)
-    keep = config["training"].get("keep_checkpoints", 3)
-    phases = resolved_phases(config)
-    kept_checkpoints = len(segments) + keep * len(phases)
-    corpus = corpus_bytes(config)
-    dupe = config["records"].get("dupe_factor", 5)
+    kept_checkpoints = len(settings.segments) + settings.training.keep_checkpoints * len(settings.phases)
+    corpus = sum(os.path.getsize(path) for path in corpus_files(settings))
+    dupe = settings.records.dupe_factor
     records = {
-        phase["name"]: int(corpus * dupe * RECORD_BYTES_PER_CORPUS_BYTE.get(phase["max_seq_length"], 6.6))
-        for phase in phases
+        phase.name: int(corpus * dupe * RECORD_BYTES_PER_CORPUS_BYTE.get(phase.max_seq_length, 6.6))
+        for phase in settings.phases
     }
     return {
         "parameters": parameters,

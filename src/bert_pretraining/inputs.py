@@ -13,11 +13,11 @@ with exactly the next batch.
 from __future__ import annotations
 
 import glob
-import os
 
 import tensorflow as tf
 
 from .errors import RecordsError
+from .record_shares import batches_per_epoch, files_for_rank, rank_records
 from .tfrecords import feature_spec
 
 SHUFFLE_BUFFER = 10000
@@ -48,26 +48,6 @@ def expand_input_files(input_file: str) -> list[str]:
     return files
 
 
-def files_for_rank(files: list[str], rank: int, num_ranks: int) -> list[str]:
-    """Split files over ranks before shuffling, so each rank reads distinct data."""
-    if len(files) < num_ranks:
-        raise RecordsError(
-            f"{len(files)} record files for {num_ranks} ranks; expected at least one file per rank "
-            "(raise corpus.num_shards to a multiple of the number of GPUs)"
-        )
-    return files[rank::num_ranks]
-
-
-def batches_per_epoch(num_records: int, batch_size: int, what: str) -> int:
-    batches = num_records // batch_size
-    if batches == 0:
-        raise RecordsError(
-            f"{what} holds {num_records} records, fewer than one batch of {batch_size}; "
-            "expected more data or a smaller batch_size_per_gpu"
-        )
-    return batches
-
-
 def pretraining_dataset(
     files: list[str],
     records_per_file: dict[str, int],
@@ -87,13 +67,10 @@ def pretraining_dataset(
     without reading the files.
     """
     my_files = files_for_rank(files, rank, num_ranks)
-    counts = []
-    for path in my_files:
-        name = os.path.basename(path)
-        if name not in records_per_file:
-            raise RecordsError(f"{path} is not listed in the records sidecar; expected records made by this run")
-        counts.append(records_per_file[name])
-    epoch_batches = batches_per_epoch(sum(counts), batch_size, f"rank {rank}'s share of the records ({len(my_files)} files)")
+    epoch_batches = batches_per_epoch(
+        rank_records(files, records_per_file, rank, num_ranks), batch_size,
+        f"rank {rank}'s share of the records ({len(my_files)} files)",
+    )
     first_epoch, offset = divmod(int(start_batch), epoch_batches)
     files_tensor = tf.constant(my_files)
     spec = parse_spec(max_seq_length, max_predictions_per_seq)

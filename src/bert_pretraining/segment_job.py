@@ -12,13 +12,10 @@ import os
 
 from .errors import ConfigError, RecordsError
 from .modeling import BertConfig
+from .record_shares import records_per_file
 from .tfrecords import check_records_sidecar, read_records_sidecar
 
 log = logging.getLogger(__name__)
-
-
-def records_per_file(sidecar: dict) -> dict[str, int]:
-    return {entry["file"]: int(entry["num_instances"]) for entry in sidecar["files"]}
 
 
 def settings_from_args(args):
@@ -74,6 +71,26 @@ def settings_from_args(args):
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         hang_timeout_seconds=args.hang_timeout_seconds,
         divergence_patience=args.divergence_patience,
+    )
+
+
+def check_segment_job(args, num_ranks: int) -> None:
+    """Everything the job with ``num_ranks`` ranks would refuse before training, without training.
+
+    The workflow runs this on the login node before it submits a segment
+    (rule check_<phase>), so a deterministic error fails once, in seconds,
+    instead of once per retry after a wait in the GPU queue.
+    """
+    from .distributed import Topology, choose_engine
+    from .record_shares import check_rank_shares
+
+    settings = settings_from_args(args)
+    check_rank_shares(settings.input_files, settings.records_per_file, num_ranks, settings.train_batch_size)
+    engine = choose_engine(args.distribution, Topology(launcher="slurm", size=num_ranks))
+    log.info(
+        "segment %d-%d: the job's checks pass for %d rank(s) (engine %s), global batch %d",
+        settings.start_step, settings.end_step, num_ranks, engine,
+        settings.train_batch_size * settings.gradient_accumulation_steps * num_ranks,
     )
 
 

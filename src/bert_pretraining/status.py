@@ -15,7 +15,7 @@ import time
 from datetime import timedelta
 
 from .checkpoints import list_checkpoints
-from .config import resolved_phases, training_plan
+from .settings import Settings
 
 RUNNING_IF_LOG_CHANGED_WITHIN = 15 * 60  # seconds; a training log line is written at least this often
 
@@ -56,10 +56,10 @@ def segment_state(run_dir: str, segment, now: float) -> str:
     return "failed"
 
 
-def run_status(config: dict, now: float | None = None) -> dict:
+def run_status(settings: Settings, now: float | None = None) -> dict:
     now = time.time() if now is None else now
-    run_dir = os.path.join(config.get("results_dir", "results"), config["run_name"])
-    segments = training_plan(config)
+    run_dir = settings.run_dir
+    segments = settings.segments
     rows = []
     for segment in segments:
         rows.append(
@@ -71,8 +71,8 @@ def run_status(config: dict, now: float | None = None) -> dict:
             }
         )
     newest_step, latest = 0, None
-    for phase in resolved_phases(config):
-        phase_dir = os.path.join(run_dir, phase["name"])
+    for phase in settings.phases:
+        phase_dir = os.path.join(run_dir, phase.name)
         refs = list_checkpoints(phase_dir) if os.path.isdir(phase_dir) else []
         if refs:
             newest_step = max(newest_step, refs[-1].step)

@@ -36,7 +36,7 @@ COMPUTE_DTYPES = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
 
 @dataclass
 class SegmentSettings:
-    """What one segment job needs; run_pretraining.py builds it from Google-style flags."""
+    """What one segment job needs; run_pretraining.py builds it from its flags (no defaults here: see job_flags)."""
 
     bert_config: BertConfig
     input_files: list[str]
@@ -51,22 +51,22 @@ class SegmentSettings:
     train_batch_size: int
     num_train_steps: int
     num_warmup_steps: int
-    learning_rate: float = 1e-4
-    scale_learning_rate_by_ranks: bool = False
-    precision: str = "fp32"
-    use_xla: bool = True
-    save_checkpoints_steps: int = 10000
-    keep_checkpoints: int = 3
-    log_every_steps: int = 100
-    seed: int = 12345
-    use_next_sentence_prediction: bool = True
+    learning_rate: float
+    scale_learning_rate_by_ranks: bool
+    precision: str
+    use_xla: bool
+    save_checkpoints_steps: int
+    keep_checkpoints: int
+    log_every_steps: int
+    seed: int
+    use_next_sentence_prediction: bool
     # Micro-batches of train_batch_size per optimizer step (averaged); the
     # global batch is train_batch_size x ranks x gradient_accumulation_steps.
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int
     # No completed step for this long: the job is hung, exit so it is rerun.
-    hang_timeout_seconds: float = 3600.0
+    hang_timeout_seconds: float
     # Non-finite or exploding loss for this many log lines in a row: stop.
-    divergence_patience: int = 3
+    divergence_patience: int
 
     def __post_init__(self):
         if self.gradient_accumulation_steps < 1:

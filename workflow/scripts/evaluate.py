@@ -7,8 +7,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from bert_pretraining.cli import add_bool_flag, setup_logging
+from bert_pretraining.cli import setup_logging
 from bert_pretraining.errors import run_main
+from bert_pretraining.job_flags import EVALUATION_FLAGS, add_setting_flags
 
 
 def main(argv=None):
@@ -17,10 +18,7 @@ def main(argv=None):
     parser.add_argument("--bert_config_file", required=True)
     parser.add_argument("--input_file", required=True, help="held-out records: comma-separated paths or globs")
     parser.add_argument("--records_sidecar", help="records.json to check the flags against")
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    parser.add_argument("--max_predictions_per_seq", type=int, default=20)
-    parser.add_argument("--batch_size", type=int, default=32)
-    add_bool_flag(parser, "use_next_sentence_prediction", True, "the model has the next-sentence head")
+    add_setting_flags(parser, EVALUATION_FLAGS)
     parser.add_argument("--output", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
     setup_logging()

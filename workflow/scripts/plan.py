@@ -1,8 +1,11 @@
 """Print the training plan and the disk the run will need, before anything is submitted.
 
-Reads the config only (no TensorFlow): the segments of every phase with their
-step ranges and learning-rate schedule, and an estimate of the disk taken by
+Reads the run's settings as Snakemake does (config.yaml, then each
+--configfile) and, with --profile, the ranks of the training jobs from a
+SLURM profile: the segments of every phase with their step ranges, global
+batch and learning-rate schedule, and an estimate of the disk taken by
 records and checkpoints, so a scratch quota is not discovered on day five.
+No TensorFlow.
 """
 
 import argparse
@@ -10,35 +13,33 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from bert_pretraining.config import resolved_phases, training_plan  # noqa: E402
+from bert_pretraining.cli import add_configfile_flag  # noqa: E402
 from bert_pretraining.disk import estimate_disk, format_estimate  # noqa: E402
 from bert_pretraining.errors import run_main  # noqa: E402
+from bert_pretraining.settings import load_settings  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--configfile", default="config.yaml")
+    add_configfile_flag(parser)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    with open(args.configfile, encoding="utf-8") as handle:
-        config = yaml.safe_load(handle)
-    phases = {phase["name"]: phase for phase in resolved_phases(config)}
-    segments = training_plan(config)
-    estimate = estimate_disk(config)
+    settings = load_settings(args.configfile)
+    segments = settings.segments
+    estimate = estimate_disk(settings)
     if args.json:
-        print(json.dumps({"segments": [vars(s) for s in segments], "disk": estimate}, indent=2))
+        print(json.dumps({"run_name": settings.run_name, "segments": [vars(s) for s in segments],
+                          "disk": estimate}, indent=2))
         return 0
-    print(f"run {config['run_name']}: {len(segments)} training segments")
+    print(f"run {settings.run_name} ({settings.run_dir}): {len(segments)} training segments")
     for segment in segments:
-        phase = phases[segment.phase]
+        phase = settings.phase(segment.phase)
         print(
             f"  {segment.phase:<9} steps {segment.start_step:>9,} - {segment.end_step:<9,} "
-            f"(batch {phase['batch_size_per_gpu']}/GPU, schedule: warmup {phase['num_warmup_steps']:,}, "
-            f"decay to 0 at {phase['num_train_steps']:,})"
+            f"(batch {phase.batch_size_per_gpu}/GPU, schedule: warmup {phase.num_warmup_steps:,}, "
+            f"decay to 0 at {phase.num_train_steps:,})"
         )
     print(format_estimate(estimate))
     return 0

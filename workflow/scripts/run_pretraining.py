@@ -24,6 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bert_pretraining.cli import add_bool_flag, setup_logging
 from bert_pretraining.errors import run_main
+from bert_pretraining.job_flags import TRAINING_FLAGS, add_setting_flags
+from bert_pretraining.settings import default_warmup_steps
 
 
 def parse_args(argv):
@@ -36,40 +38,13 @@ def parse_args(argv):
     parser.add_argument("--start_step", type=int, default=0)
     parser.add_argument("--end_step", type=int, help="default: --num_train_steps")
     parser.add_argument("--run_last_step", type=int, help="last step of the whole run, for the ETA")
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    parser.add_argument("--max_predictions_per_seq", type=int, default=20)
-    parser.add_argument("--train_batch_size", type=int, default=32, help="sequences per rank and step")
-    parser.add_argument("--num_train_steps", type=int, default=100000)
-    parser.add_argument("--num_warmup_steps", type=int, default=10000)
-    parser.add_argument("--learning_rate", type=float, default=1e-4)
-    add_bool_flag(parser, "scale_learning_rate_by_ranks", False, "multiply the learning rate by the rank count")
-    parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
+    # Every setting of the run's config (config.schema.yaml declares its type, default and help).
+    add_setting_flags(parser, TRAINING_FLAGS, optional=("num_warmup_steps",))
     add_bool_flag(parser, "use_fp16", False, "Google/NVIDIA spelling of --precision=fp16")
-    add_bool_flag(parser, "use_xla", False, "compile the training step with XLA")
-    parser.add_argument("--save_checkpoints_steps", type=int, default=1000)
-    parser.add_argument("--keep_checkpoints", type=int, default=3)
-    parser.add_argument("--log_every_steps", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=12345)
-    add_bool_flag(parser, "use_next_sentence_prediction", True, "train the next-sentence head")
     add_bool_flag(parser, "deterministic", False, "deterministic TensorFlow ops (tests; slower on GPU)")
     parser.add_argument(
-        "--distribution", choices=["auto", "horovod", "multiworker", "none"], default="auto",
-        help="data-parallel engine when several ranks are started: auto = Horovod if importable, else "
-        "TensorFlow's MultiWorkerMirroredStrategy; one process needs none",
-    )
-    parser.add_argument(
-        "--gradient_accumulation_steps", type=int, default=1,
-        help="micro-batches of --train_batch_size averaged per optimizer step",
-    )
-    add_bool_flag(parser, "fp16_allreduce", False, "all-reduce gradients in float16 (halves the traffic)")
-    parser.add_argument(
-        "--collective_timeout_seconds", type=float, default=1800,
-        help="a collective waiting longer fails the job (must exceed the first step's compile and a checkpoint "
-        "write); 0 = no limit",
-    )
-    parser.add_argument(
-        "--hang_timeout_seconds", type=float, default=3600,
-        help="no step completed for this long: log it and exit 76 so the job is rerun; 0 = no watchdog",
+        "--check_only", type=int, metavar="RANKS",
+        help="check the flags, records and engine for a job of RANKS ranks, then exit without training",
     )
     parser.add_argument(
         "--divergence_patience", type=int, default=3,
@@ -78,6 +53,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.use_fp16:
         args.precision = "fp16"
+    if args.num_warmup_steps is None:
+        args.num_warmup_steps = default_warmup_steps(args.num_train_steps)
     if args.end_step is None:
         args.end_step = args.num_train_steps
     if args.run_last_step is None:
@@ -90,8 +67,11 @@ def main(argv=None):
     from bert_pretraining.distributed import detect_rank
 
     setup_logging(detect_rank())
-    from bert_pretraining.segment_job import run_segment_job
+    from bert_pretraining.segment_job import check_segment_job, run_segment_job
 
+    if args.check_only is not None:
+        check_segment_job(args, args.check_only)
+        return 0
     return run_segment_job(args)
 
 
