@@ -39,7 +39,7 @@ def write_yaml(path, content):
     return path
 
 
-def snakemake(workdir, *args, timeout=1800):
+def snakemake(workdir, *args, timeout=1800, env=None):
     return subprocess.run(
-        [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout,
+        [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env,
     )

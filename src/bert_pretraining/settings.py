@@ -202,8 +202,10 @@ def read_config_file(path: str) -> dict:
 
 def merge_config(base: dict, override: dict) -> dict:
     """Snakemake's update_config: mappings merge recursively, anything else replaces."""
-    merged = copy.deepcopy(base) if isinstance(base, dict) else {}
+    merged = copy.deepcopy(base)
     for key, value in override.items():
+        if not isinstance(merged, dict):
+            merged = {}  # as Snakemake: a mapping replaces a scalar (an empty one leaves it)
         if isinstance(value, dict):
             merged[key] = merge_config(merged.get(key, {}), value)
         else:
