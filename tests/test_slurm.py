@@ -186,7 +186,7 @@ def option(words, flag):
 
 
 def dry_run(workdir, *args):
-    env = {key: value for key, value in os.environ.items() if key != "SBATCH_ACCOUNT"}
+    env = dict(os.environ, SBATCH_ACCOUNT="project_2001234")  # without it the profile is refused
     result = subprocess.run(
         [SNAKEMAKE, "-n", *args], cwd=workdir, capture_output=True, text=True, timeout=300, env=env,
     )
@@ -294,7 +294,7 @@ def test_dry_run_of_the_production_config_with_the_slurm_profile(tmp_path):
             assert resources["gres"] == "gpu:v100:4" and resources["cpus_per_task"] == "6", resources
             assert resources["mem_mb"] == memory and resources["runtime"] == "4320", resources
             assert resources["mpi"] == "srun" and resources["slurm_extra"] == "--signal=USR1@600", resources
-            assert resources["slurm_account"] == "$SBATCH_ACCOUNT", resources
+            assert resources["slurm_account"] == "project_2001234", resources
     # The segment's shell starts the ranks itself with the job's geometry.
     assert output.count("srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=6 --kill-on-bad-exit=1 ") == 5
     cpu_rules = set(re.findall(r"^rule (\w+):$", output, re.MULTILINE)) - set(TRAINING_RULES)
@@ -492,3 +492,43 @@ def test_a_cancelled_segment_resumes_from_its_newest_checkpoint(slurm_demo):
     rerun_segments = [comment for comment, _ in submissions(demo.output2) if comment.startswith("rule_pretrain")]
     assert f"rule_pretrain_phase128_wildcards_{first}" not in rerun_segments, rerun_segments
     assert f"rule_pretrain_phase128_wildcards_{CANCELLED_SEGMENT_END}" in rerun_segments, rerun_segments
+
+
+# --- a deterministic error fails once --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_segment_that_cannot_run_fails_once_without_being_submitted(slurm_cluster, tmp_path):
+    """A batch larger than a rank's records: known only once the records exist, refused by check_phase128.
+
+    The profile retries failed jobs twice (for time limits and lost nodes); the
+    check runs the training program's own checks on the login node, once, and
+    no training job waits for two GPU nodes only to fail the same way.
+    """
+    wait_for_demo_corpus()
+    workdir = fresh_clone(str(tmp_path))
+    config_path = small_config(workdir)
+    config = load_yaml(config_path)
+    config["phases"][0]["batch_size_per_gpu"] = 100000
+    write_yaml(config_path, config)
+    profile = write_testbed_profile(workdir)
+    assert load_yaml(os.path.join(workdir, profile, "config.yaml"))["retries"] == 2
+    env = dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT)
+    args = [SNAKEMAKE, "--profile", profile, "--configfile", config_path, "--verbose"]
+    dry = subprocess.run(args + ["-n"], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]  # no records yet: the plan cannot know
+    result = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=1200, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    # The records were made by SLURM jobs; then the check failed once, on the login node.
+    rules = {comment.split("_wildcards_")[0][len("rule_"):] for comment, _ in submissions(output)}
+    assert "create_records" in rules and "summarize_records" in rules, rules
+    assert not any(rule.startswith("pretrain_") for rule in rules), rules
+    assert output.count("rule check_phase128:") == 1, output[-6000:]
+    assert "Trying to restart" not in output, output[-6000:]
+    log = open(os.path.join(workdir, "results", RUN, "logs", "phase128", f"check-{SEGMENT_STEPS}.log")).read()
+    assert "fewer than one batch of 100000" in log, log[-3000:]
+    # A rerun refuses it at once, before anything is submitted: the records exist now.
+    again = subprocess.run(args + ["-n"], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode != 0 and "batch_size_per_gpu 100000" in again.stdout + again.stderr
+    assert "Job stats" not in again.stdout + again.stderr
