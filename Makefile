@@ -55,10 +55,11 @@ test-faults: $(VENV)/.installed
 dry-run: $(VENV)/.installed
 	$(VENV)/bin/snakemake -n
 
-# The training plan and the disk it needs, from config.yaml (CONFIG=... for another).
-CONFIG ?= config.yaml
+# The training plan and the disk it needs: config.yaml, with CONFIG="mine.yaml ..." merged
+# over it as `snakemake --configfile mine.yaml` merges it.
+CONFIG ?=
 plan: $(VENV)/.installed
-	$(VENV)/bin/python workflow/scripts/plan.py --configfile $(CONFIG)
+	$(VENV)/bin/python workflow/scripts/plan.py $(if $(CONFIG),--configfile $(CONFIG))
 
 clean-demo:
 	rm -rf results/demo

@@ -311,7 +311,8 @@ def test_dry_run_of_the_production_config_with_the_slurm_profile(tmp_path):
 def test_dry_run_with_the_mahti_profile_trains_in_bf16_on_a100s(tmp_path):
     workdir = fresh_clone(str(tmp_path))
     output = dry_run(workdir, "--profile", "profiles/slurm-mahti")
-    assert output.count("--precision=bf16") == 5 and "--precision=fp16" not in output
+    # Five segments, each with its check_<phase> job (the same flags) and its training job.
+    assert output.count("--precision=bf16") == 2 * 5 and "--precision=fp16" not in output
     assert "--learning_rate=0.0001 " in output  # the rest of the training config is untouched
     for rule in TRAINING_RULES:
         for resources in rule_resources(output, rule):
@@ -524,7 +525,8 @@ def test_a_segment_that_cannot_run_fails_once_without_being_submitted(slurm_clus
     rules = {comment.split("_wildcards_")[0][len("rule_"):] for comment, _ in submissions(output)}
     assert "create_records" in rules and "summarize_records" in rules, rules
     assert not any(rule.startswith("pretrain_") for rule in rules), rules
-    assert output.count("rule check_phase128:") == 1, output[-6000:]
+    assert len(re.findall(r"^(?:local)?rule check_phase128:", output, re.MULTILINE)) == 1, output[-6000:]
+    assert output.count("Error in rule check_phase128:") == 1, output[-6000:]
     assert "Trying to restart" not in output, output[-6000:]
     log = open(os.path.join(workdir, "results", RUN, "logs", "phase128", f"check-{SEGMENT_STEPS}.log")).read()
     assert "fewer than one batch of 100000" in log, log[-3000:]

@@ -33,7 +33,13 @@ def main(argv=None):
         print(json.dumps({"run_name": settings.run_name, "segments": [vars(s) for s in segments],
                           "disk": estimate}, indent=2))
         return 0
+    training = settings.training
     print(f"run {settings.run_name} ({settings.run_dir}): {len(segments)} training segments")
+    print(
+        f"  peak learning rate {training.learning_rate:g} ({training.learning_rate_schedule} schedule), "
+        f"{training.precision}, XLA {'on' if training.use_xla else 'off'}, "
+        f"{settings.corpus.num_shards} record files per phase (at most that many GPUs)"
+    )
     for segment in segments:
         phase = settings.phase(segment.phase)
         print(
