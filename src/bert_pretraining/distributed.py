@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .settings import setting_schema
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ ENGINES = ("auto", "horovod", "multiworker", "none")
 # collective). A rank that dies is noticed much sooner: by srun
 # --kill-on-bad-exit, by Gloo's broken connections, by TensorFlow's
 # coordination-service heartbeats.
-DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = 1800
+DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = setting_schema("training", "collective_timeout_seconds")["default"]
 # How long ranks wait for each other at start-up (Python and TensorFlow
 # imports on a busy shared file system can take minutes).
 STARTUP_TIMEOUT_SECONDS = 600

@@ -27,6 +27,7 @@ from tokenizers.trainers import WordPieceTrainer
 from .corpus import AtomicFile, file_sha256, read_lines
 from .errors import CorpusError, VocabularyError
 from .progress import DEFAULT_INTERVAL, Progress, format_duration
+from .settings import setting_schema
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,9 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 UNK_TOKEN = "[UNK]"
 CONTINUATION_PREFIX = "##"
 MAX_INPUT_CHARS_PER_WORD = 100
-DEFAULT_VOCAB_SIZE = 50000
-DEFAULT_MIN_FREQUENCY = 2
+# The config schema declares the defaults (vocabulary.size, vocabulary.min_frequency).
+DEFAULT_VOCAB_SIZE = setting_schema("vocabulary", "size")["default"]
+DEFAULT_MIN_FREQUENCY = setting_schema("vocabulary", "min_frequency")["default"]
 
 
 def _configure(tokenizer: Tokenizer, do_lower_case: bool) -> Tokenizer:
