@@ -1,5 +1,13 @@
 # Training shards -> WordPiece vocabulary (or the user's vocabulary, checked),
 # and the model's bert_config.json, whose vocab_size is the vocabulary's.
+from snakemake.logging import logger
+
+from bert_pretraining.status import vocabulary_rerun_warning
+
+# Records and checkpoints depend on every id of the vocabulary: a rerun of
+# this stage on a run that has them is said before anything runs.
+if workflow.is_main_process and (_stale := vocabulary_rerun_warning(SETTINGS)):
+    logger.warning(f"WARNING: {_stale}")
 
 
 rule train_vocab:
@@ -17,6 +25,11 @@ rule train_vocab:
         size=SETTINGS.vocabulary.size,
         min_frequency=SETTINGS.vocabulary.min_frequency,
         lower_case="--do-lower-case" if SETTINGS.vocabulary.do_lower_case else "",
+        sample=(
+            f"--sample-bytes {SETTINGS.vocabulary.sample_bytes} --sample-seed {SETTINGS.vocabulary.sample_seed}"
+            if SETTINGS.vocabulary.sample_bytes
+            else ""
+        ),
     log:
         f"{LOGS}/train_vocab.log",
     benchmark:
@@ -24,7 +37,7 @@ rule train_vocab:
     shell:
         "{PYTHON} {SCRIPTS}/train_vocab.py {params.source} --output {output:q}"
         " --vocab-size {params.size} --min-frequency {params.min_frequency}"
-        " {params.lower_case} > {log:q} 2>&1"
+        " {params.lower_case} {params.sample} > {log:q} 2>&1"
 
 
 rule write_bert_config:

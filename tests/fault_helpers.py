@@ -36,33 +36,16 @@ SEGMENT_ENDS = {PHASE1: (30, 60), PHASE2: (70,)}
 ALL_SAVES = {PHASE1: (10, 20, 30, 40, 50, 60), PHASE2: (70,)}
 
 
-VOCAB = "faults-vocab.txt"
-
-
-def train_fixed_vocabulary(repo_dir: str, output: str) -> str:
-    """A 1,000-token vocabulary of the demo corpus, trained once for all the runs compared.
-
-    HF's WordPiece trainer does not reproduce its result to the id from run to
-    run (see tokenization.train_vocabulary), so runs that train their own
-    vocabulary cannot be bit-identical; every run here is given this one.
-    """
-    result = subprocess.run(
-        [sys.executable, os.path.join(repo_dir, "workflow/scripts/train_vocab.py"),
-         "--input", *sorted(glob.glob(os.path.join(repo_dir, "demo/corpus/*.txt"))),
-         "--output", output, "--vocab-size", "1000", "--min-frequency", "2"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return output
-
-
 def small_config(repo_dir: str, run_name: str = RUN) -> dict:
-    """demo/config.yaml with fewer steps, shards and a given vocabulary: the same workflow, faster."""
+    """demo/config.yaml with fewer steps, shards and a smaller vocabulary: the same workflow, faster.
+
+    Each run trains its own vocabulary: the vocabulary stage is reproducible,
+    so runs in different directories must agree to the bit from the corpus on.
+    """
     config = load_yaml(os.path.join(repo_dir, "demo", "config.yaml"))
     config["run_name"] = run_name
     config["corpus"]["num_shards"] = 2
     config["vocabulary"]["size"] = 1000
-    config["vocabulary"]["file"] = VOCAB
     config["records"]["dupe_factor"] = 1
     training = config["training"]
     training.update(save_checkpoints_steps=10, log_every_steps=10, keep_checkpoints=2)
@@ -76,8 +59,7 @@ def small_config(repo_dir: str, run_name: str = RUN) -> dict:
     return config
 
 
-def write_small_config(workdir: str, vocabulary: str, path: str = CONFIG, run_name: str = RUN) -> str:
-    shutil.copy2(vocabulary, os.path.join(workdir, VOCAB))
+def write_small_config(workdir: str, path: str = CONFIG, run_name: str = RUN) -> str:
     return write_yaml(os.path.join(workdir, path), small_config(workdir, run_name))
 
 

@@ -43,10 +43,9 @@ from fault_helpers import (
     run_with_kill,
     segment_ends_of,
     snakemake_command,
-    train_fixed_vocabulary,
     write_small_config,
 )
-from workflow_helpers import REPO, fresh_clone, load_yaml, snakemake, write_yaml
+from workflow_helpers import REPO, fresh_clone, load_yaml, snakemake
 
 pytestmark = pytest.mark.faults
 
@@ -63,15 +62,10 @@ def replay():
 
 
 @pytest.fixture(scope="module")
-def vocabulary(tmp_path_factory):
-    return train_fixed_vocabulary(REPO, str(tmp_path_factory.mktemp("faults-vocab") / "vocab.txt"))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, vocabulary):
+def reference(tmp_path_factory):
     """The small run without interruption: what every interrupted run must reproduce."""
     workdir = fresh_clone(str(tmp_path_factory.mktemp("faults-reference")))
-    write_small_config(workdir, vocabulary)
+    write_small_config(workdir)
     start = time.time()
     result = snakemake(workdir, "--configfile", CONFIG, "--cores", "2", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
@@ -160,10 +154,10 @@ def run_trial(workdir, run_dir, rng, pools, targets, logs_dir, trial, history):
 
 
 @pytest.mark.slow
-def test_random_kill9_of_the_whole_workflow_then_rerun(reference, vocabulary, tmp_path):
+def test_random_kill9_of_the_whole_workflow_then_rerun(reference, tmp_path):
     rng = random.Random(SEED)
     workdir = fresh_clone(str(tmp_path / "clone"))
-    write_small_config(workdir, vocabulary)
+    write_small_config(workdir)
     run_dir = os.path.join(workdir, "results", RUN)
     logs_dir = str(tmp_path)
     history = [f"seed {SEED}, {TRIALS} trials"]
@@ -200,18 +194,15 @@ def test_make_demo_killed_as_a_whole_then_rerun(tmp_path, request):
     make_venv_link(workdir)
     full = bool(os.environ.get("FAULT_FULL_DEMO"))
     if full:
-        # The real demo, given demo_run's vocabulary (a trained one differs from run to run).
+        # The real demo against demo_run, made in another directory with its own vocabulary.
         demo_run = request.getfixturevalue("demo_run")
         config = load_yaml(os.path.join(workdir, "demo", "config.yaml"))
-        shutil.copy2(os.path.join(demo_run.run_dir, "vocab.txt"), os.path.join(workdir, "faults-vocab.txt"))
-        config["vocabulary"]["file"] = "faults-vocab.txt"
-        write_yaml(os.path.join(workdir, "demo", "config.yaml"), config)
         reference_dir, segment_ends = demo_run.run_dir, segment_ends_of(config)
         kill = KillPoint(Event("phase128/model.ckpt-150 appeared", file_exists("phase128/model.ckpt-150.index"), "training"),
                          rng.uniform(0.0, 3.0))
     else:
         # The Makefile has no config override: the clone's demo config is the small run.
-        write_small_config(workdir, request.getfixturevalue("vocabulary"), path="demo/config.yaml", run_name="demo")
+        write_small_config(workdir, path="demo/config.yaml", run_name="demo")
         reference_dir, segment_ends = request.getfixturevalue("reference"), None
         # Mid-training; not "a save is in progress", which a 10 ms poll may miss.
         pool = [event for event in TRAINING_EVENTS if not event.name.startswith("a save is in progress")]

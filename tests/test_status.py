@@ -65,3 +65,26 @@ def test_status_script_does_not_import_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["finished"] is False
     assert "NO_TF" in result.stderr
+
+
+def test_a_vocabulary_rerun_on_a_run_with_records_is_announced(tmp_path):
+    from bert_pretraining.status import vocabulary_rerun_warning
+
+    config, _ = demo_config(tmp_path)
+    run = config.run_dir
+    os.makedirs(f"{run}/corpus")
+    shards = [f"{run}/corpus/shard_{index:05d}.txt" for index in range(config.corpus.num_shards)]
+    for path in shards:
+        open(path, "w").close()
+    assert vocabulary_rerun_warning(config) is None  # nothing downstream yet: a first run
+    open(f"{run}/vocab.txt", "w").close()
+    os.makedirs(f"{run}/records/seq128")
+    open(f"{run}/records/seq128/shard_00000.tfrecord", "w").close()
+    assert vocabulary_rerun_warning(config) is None  # up to date
+    later = time.time() + 10
+    os.utime(shards[1], (later, later))
+    warning = vocabulary_rerun_warning(config)
+    assert warning and "shard_00001.txt changed after it was made" in warning and "records/seq128" in warning
+    os.utime(shards[1], (later - 20, later - 20))
+    os.remove(f"{run}/vocab.txt")
+    assert "vocab.txt does not exist" in vocabulary_rerun_warning(config)

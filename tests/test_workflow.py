@@ -101,3 +101,40 @@ def test_outputs_are_group_shared_not_world_writable(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     mode = os.stat(os.path.join(workdir, "results/demo/corpus/heldout.txt")).st_mode
     assert not mode & 0o007, oct(mode)  # umask 0007: nothing for others
+
+
+def file_digests(directory, parts):
+    """{relative path: SHA-256} of every file under the given parts of a run directory."""
+    from bert_pretraining.corpus import file_sha256
+
+    digests = {}
+    for part in parts:
+        path = os.path.join(directory, part)
+        if os.path.isfile(path):
+            digests[part] = file_sha256(path)
+            continue
+        for root, _, names in os.walk(path):
+            for name in names:
+                full = os.path.join(root, name)
+                digests[os.path.relpath(full, directory)] = file_sha256(full)
+    return digests
+
+
+@pytest.mark.slow
+def test_a_second_fresh_demo_makes_the_same_data_and_model(demo_run, tmp_path):
+    """From the corpus to the export, byte for byte: the demo again, uninterrupted, in another directory.
+
+    demo_run trained its own vocabulary and was killed mid-segment and rerun;
+    this run shares nothing with it but the repository's files.
+    """
+    workdir = fresh_clone(str(tmp_path))
+    result = snakemake(workdir, "--configfile", "demo/config.yaml", "--cores", "2", timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    run = os.path.join(workdir, "results", "demo")
+    data = ("corpus", "vocab.txt", "bert_config.json", "records")
+    ours, theirs = file_digests(run, data), file_digests(demo_run.run_dir, data)
+    assert sorted(ours) == sorted(theirs)
+    assert [path for path in ours if ours[path] != theirs[path]] == [], "the data stages are not reproducible"
+    for path in ("export/hf/model.safetensors", "export/tf/bert_model.ckpt.data-00000-of-00001",
+                 "phase128/eval.json", "phase512/eval.json"):
+        assert file_digests(run, [path]) == file_digests(demo_run.run_dir, [path]), path

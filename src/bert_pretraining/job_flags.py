@@ -56,6 +56,7 @@ TRAINING_FLAGS = (
     SettingFlag("fp16_allreduce", "training.fp16_allreduce"),
     SettingFlag("collective_timeout_seconds", "training.collective_timeout_seconds"),
     SettingFlag("hang_timeout_seconds", "training.hang_timeout_seconds"),
+    SettingFlag("deterministic", "training.deterministic"),
 )
 
 EVALUATION_FLAGS = (

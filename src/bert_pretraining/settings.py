@@ -52,6 +52,8 @@ class VocabularySettings:
     size: int
     do_lower_case: bool
     min_frequency: int
+    sample_bytes: int | None
+    sample_seed: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class TrainingSettings:
     fp16_allreduce: bool
     collective_timeout_seconds: float
     hang_timeout_seconds: float
+    deterministic: bool
     eval_batch_size: int
 
 

@@ -111,3 +111,45 @@ def format_status(status: dict) -> str:
     if status["eta_seconds"] is not None:
         lines.append(f"estimated time to the end of training: {format_duration(status['eta_seconds'])}")
     return "\n".join(lines)
+
+
+def vocabulary_rerun_warning(settings: Settings) -> str | None:
+    """What a rerun of the vocabulary stage would make stale, said before it happens (None: it would not run).
+
+    Snakemake reruns the stage (rerun-triggers: mtime) when vocab.txt is
+    missing or older than its inputs: the corpus shards, which are remade when
+    a corpus file is newer than them, or a given vocabulary. Every record file
+    and checkpoint of the run was made with the old vocabulary.
+    """
+    from .settings import corpus_files
+
+    run_dir = settings.run_dir
+    downstream = [
+        path for path in (
+            *(settings.records_dir(phase.max_seq_length) for phase in settings.phases),
+            *(os.path.join(run_dir, phase.name) for phase in settings.phases),
+        )
+        if os.path.isdir(path) and os.listdir(path)
+    ]
+    if not downstream:
+        return None
+    vocab = os.path.join(run_dir, "vocab.txt")
+    shards = [os.path.join(run_dir, "corpus", f"shard_{index:05d}.txt") for index in range(settings.corpus.num_shards)]
+    if not os.path.exists(vocab):
+        reason = f"{vocab} does not exist"
+    elif not all(os.path.exists(shard) for shard in shards):
+        reason = f"corpus shards are missing in {os.path.join(run_dir, 'corpus')}"
+    else:
+        inputs = [settings.vocabulary.file] if settings.vocabulary.file else shards
+        oldest_shard = min(os.path.getmtime(shard) for shard in shards)
+        changed = [path for path in inputs if os.path.getmtime(path) > os.path.getmtime(vocab)]
+        changed += [path for path in corpus_files(settings) if os.path.getmtime(path) > oldest_shard]
+        if not changed:
+            return None
+        reason = f"{', '.join(sorted(changed)[:3])}{' ...' if len(changed) > 3 else ''} changed after it was made"
+    return (
+        f"the vocabulary stage of run {settings.run_name} would run again ({reason}). Everything made with the "
+        f"current vocabulary becomes stale: {', '.join(downstream)}. Records would be made again, and finished "
+        "segments would be refused as protected. To keep the run, restore vocab.txt or the corpus files as they "
+        "were; to start over, use a new run_name."
+    )

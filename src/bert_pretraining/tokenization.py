@@ -13,9 +13,13 @@ A vocabulary file is Google's vocab.txt: one token per line, the line number
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
+import random
 import time
+import unicodedata
+from dataclasses import dataclass
 from typing import Iterable, Iterator, TextIO
 
 from tokenizers import Tokenizer
@@ -40,6 +44,7 @@ MAX_INPUT_CHARS_PER_WORD = 100
 # The config schema declares the defaults (vocabulary.size, vocabulary.min_frequency).
 DEFAULT_VOCAB_SIZE = setting_schema("vocabulary", "size")["default"]
 DEFAULT_MIN_FREQUENCY = setting_schema("vocabulary", "min_frequency")["default"]
+DEFAULT_SAMPLE_SEED = setting_schema("vocabulary", "sample_seed")["default"]
 
 
 def _configure(tokenizer: Tokenizer, do_lower_case: bool) -> Tokenizer:
@@ -173,7 +178,9 @@ def case_mismatch_warning(tokens: list[str], do_lower_case: bool) -> str | None:
 # --------------------------------------------------------------------------
 
 
-def _training_lines(input_files: list[str], progress: Progress, batch_size: int = 1000) -> Iterator[list[str]]:
+def _training_lines(
+    input_files: list[str], progress: Progress, batch_size: int = 1000, sample: LineSample | None = None
+) -> Iterator[list[str]]:
     """The lines of the files, in batches, for ``Tokenizer.train_from_iterator``.
 
     Reading with ``read_lines`` reports bad UTF-8 with the file and line. The
@@ -182,8 +189,10 @@ def _training_lines(input_files: list[str], progress: Progress, batch_size: int 
     with its ending: the normaliser turns whitespace into spaces and drops
     control and format characters (a BOM), and the pre-tokenizer splits on
     whitespace. ``progress`` counts bytes: characters within a file (close
-    enough), the file's exact size at its end.
+    enough), the file's exact size at its end. With ``sample``, only the lines
+    it draws.
     """
+    keep = sample.drawer() if sample else None
     batch: list[str] = []
     for path in input_files:
         size = os.path.getsize(path)
@@ -192,7 +201,7 @@ def _training_lines(input_files: list[str], progress: Progress, batch_size: int 
             amount = len(line) + 1
             counted += amount
             progress.update(amount)
-            if line:
+            if line and (keep is None or keep()):
                 batch.append(line)
                 if len(batch) >= batch_size:
                     yield batch
@@ -200,6 +209,85 @@ def _training_lines(input_files: list[str], progress: Progress, batch_size: int 
         progress.update(size - counted)
     if batch:
         yield batch
+
+
+@dataclass(frozen=True)
+class LineSample:
+    """Each non-empty line is kept with probability ``fraction``, drawn from ``random.Random(seed)``."""
+
+    fraction: float
+    seed: int
+
+    @classmethod
+    def of(cls, total_bytes: int, sample_bytes: int | None, seed: int) -> "LineSample | None":
+        """About ``sample_bytes`` of ``total_bytes``; None when that is everything."""
+        if sample_bytes is None or sample_bytes >= total_bytes:
+            return None
+        return cls(sample_bytes / total_bytes, seed)
+
+    def drawer(self):
+        """A fresh draw for each pass over the files: every pass keeps the same lines."""
+        rng = random.Random(self.seed)
+        return lambda: rng.random() < self.fraction
+
+
+def _is_isolated(char: str) -> bool:
+    """A character BERT's pre-tokenizer always makes a word of its own (so never a ``##`` piece).
+
+    Whitespace splits words; punctuation (Google's definition, which HF's
+    BertPreTokenizer follows: ASCII symbols and Unicode category P*) and CJK
+    ideographs (spaced out by the normaliser) stand alone.
+    """
+    code = ord(char)
+    if char.isspace() or 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
+        return True
+    if unicodedata.category(char).startswith("P"):
+        return True
+    return any(low <= code <= high for low, high in _CJK_RANGES)
+
+
+CHARACTER_PASS_CHUNK_BYTES = 16 * 2**20
+
+# Google's _is_chinese_char ranges, which HF's BertNormalizer spaces out.
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+)
+
+
+def continuation_characters(
+    input_files: list[str], tokenizer: Tokenizer, progress: Progress, sample: LineSample | None = None
+) -> list[str]:
+    """``##c`` for every character c that can continue a word of the normalised text, sorted.
+
+    HF's trainer creates these tokens while it iterates over its word counts,
+    a hash map whose order changes from process to process, and the ids they
+    get decide ties between equally frequent merges (huggingface/tokenizers
+    #1794). Registered before training, in code-point order, they have fixed
+    ids and the whole vocabulary is reproducible. The normaliser works
+    character by character, so normalising each distinct raw character gives
+    the normalised text's characters. A character that only ever starts words
+    costs one unused token.
+    """
+    raw: set[str] = set()
+    if sample:
+        # Exactly the lines the counting pass will see.
+        for batch in _training_lines(input_files, progress, sample=sample):
+            for line in batch:
+                raw.update(line)
+    else:
+        for path in input_files:
+            # Whole chunks, not lines: a set of characters is all this pass needs.
+            # Bad UTF-8 is reported, with its line, by the counting pass.
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            with open(path, "rb") as handle:
+                while chunk := handle.read(CHARACTER_PASS_CHUNK_BYTES):
+                    raw.update(decoder.decode(chunk))
+                    progress.update(len(chunk))
+    normalized: set[str] = set()
+    for char in raw:
+        normalized.update(tokenizer.normalizer.normalize_str(char))
+    return [CONTINUATION_PREFIX + char for char in sorted(normalized) if not _is_isolated(char)]
 
 
 def train_vocabulary(
@@ -210,6 +298,8 @@ def train_vocabulary(
     min_frequency: int = DEFAULT_MIN_FREQUENCY,
     progress_interval: float = DEFAULT_INTERVAL,
     progress_stream: TextIO | None = None,
+    sample_bytes: int | None = None,
+    sample_seed: int = DEFAULT_SAMPLE_SEED,
 ) -> list[str]:
     """Train a WordPiece vocabulary on text files and write it as vocab.txt.
 
@@ -224,10 +314,10 @@ def train_vocabulary(
     starts and when it ends.
 
     The trainer sees the same word counts as ``Tokenizer.train(files)`` would
-    give it. Its result is not reproducible to the id, with either call: HF's
-    trainer numbers the ``##`` characters and breaks ties between equally
-    frequent merges in hash-map order, which changes from run to run
-    (huggingface/tokenizers#1794).
+    give it, and its result is reproducible byte for byte: the ``##``
+    characters are registered first, in a fixed order (see
+    ``continuation_characters``), after a first pass over the files that
+    lists their characters. They follow the special tokens in the file.
     """
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise VocabularyError(f"--vocab-size is {vocab_size}; expected at least {len(SPECIAL_TOKENS) + 1}")
@@ -250,10 +340,24 @@ def train_vocabulary(
         ),
         do_lower_case,
     )
+    sample = LineSample.of(total_bytes, sample_bytes, sample_seed)
+    if sample:
+        log.info(
+            "training on a sample of about %.1f of %.1f MiB: each line kept with probability %.4f (seed %d)",
+            sample_bytes / 2**20, total_bytes / 2**20, sample.fraction, sample.seed,
+        )
+    with Progress(
+        "vocabulary, listing characters",
+        total=total_bytes,
+        unit="bytes",
+        interval=progress_interval,
+        stream=progress_stream,
+    ) as progress:
+        continuations = continuation_characters(input_files, tokenizer, progress, sample)
     trainer = WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=[*SPECIAL_TOKENS, *continuations],
         continuing_subword_prefix=CONTINUATION_PREFIX,
         # Our own Progress reports the reading; the Rust bars would garble
         # a terminal next to it and are no use in a log.
@@ -270,7 +374,7 @@ def train_vocabulary(
             interval=progress_interval,
             stream=progress_stream,
         ) as progress:
-            yield from _training_lines(input_files, progress)
+            yield from _training_lines(input_files, progress, sample=sample)
         log.info(
             "counted the words of %d files (%.1f MiB); computing the WordPiece merges up to %d tokens "
             "(no progress is shown for this phase)",

@@ -19,6 +19,7 @@ from bert_pretraining.cli import add_configfile_flag  # noqa: E402
 from bert_pretraining.disk import estimate_disk, format_estimate  # noqa: E402
 from bert_pretraining.errors import run_main  # noqa: E402
 from bert_pretraining.settings import load_settings  # noqa: E402
+from bert_pretraining.status import vocabulary_rerun_warning  # noqa: E402
 
 
 def main(argv=None):
@@ -48,6 +49,9 @@ def main(argv=None):
             f"decay to 0 at {phase.num_train_steps:,})"
         )
     print(format_estimate(estimate))
+    stale = vocabulary_rerun_warning(settings)
+    if stale:
+        print(f"WARNING: {stale}")
     return 0
 
 

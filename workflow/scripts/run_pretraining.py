@@ -41,7 +41,6 @@ def parse_args(argv):
     # Every setting of the run's config (config.schema.yaml declares its type, default and help).
     add_setting_flags(parser, TRAINING_FLAGS, optional=("num_warmup_steps",))
     add_bool_flag(parser, "use_fp16", False, "Google/NVIDIA spelling of --precision=fp16")
-    add_bool_flag(parser, "deterministic", False, "deterministic TensorFlow ops (tests; slower on GPU)")
     parser.add_argument(
         "--check_only", type=int, metavar="RANKS",
         help="check the flags, records and engine for a job of RANKS ranks, then exit without training",

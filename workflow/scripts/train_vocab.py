@@ -2,11 +2,12 @@
 """Train a WordPiece vocabulary, or check and copy a given one.
 
     train_vocab.py --input FILE [FILE ...] --output vocab.txt --vocab-size N \
-        [--do-lower-case] [--min-frequency K]
+        [--do-lower-case] [--min-frequency K] [--sample-bytes B --sample-seed S]
     train_vocab.py --given-vocab PATH --output vocab.txt
 
 The special tokens [PAD] [UNK] [CLS] [SEP] [MASK] get ids 0-4 of a trained
-vocabulary; a given vocabulary must contain them (anywhere).
+vocabulary; a given vocabulary must contain them (anywhere). The same files
+and flags give the same vocab.txt, byte for byte.
 """
 
 import argparse
@@ -16,6 +17,7 @@ from bert_pretraining.corpus import expand_patterns
 from bert_pretraining.errors import ConfigError, run_main
 from bert_pretraining.tokenization import (
     DEFAULT_MIN_FREQUENCY,
+    DEFAULT_SAMPLE_SEED,
     DEFAULT_VOCAB_SIZE,
     case_mismatch_warning,
     copy_vocabulary,
@@ -33,6 +35,8 @@ def parse_args(argv):
     parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="size of a trained vocabulary")
     parser.add_argument("--min-frequency", type=int, default=DEFAULT_MIN_FREQUENCY,
                         help="minimum frequency of a merged piece")
+    parser.add_argument("--sample-bytes", type=int, help="train on a sample of about this many bytes (whole lines)")
+    parser.add_argument("--sample-seed", type=int, default=DEFAULT_SAMPLE_SEED, help="seed of the sampled lines")
     parser.add_argument("--do-lower-case", action="store_true",
                         help="lower-case and strip accents (uncased model); default keeps case")
     return parser.parse_args(argv)
@@ -50,7 +54,10 @@ def main(argv=None):
         if not args.input:
             raise ConfigError("neither --input nor --given-vocab given; expected text files to train on or a vocabulary")
         files = expand_patterns(args.input, flag="--input")
-        tokens = train_vocabulary(files, args.output, args.vocab_size, args.do_lower_case, args.min_frequency)
+        tokens = train_vocabulary(
+            files, args.output, args.vocab_size, args.do_lower_case, args.min_frequency,
+            sample_bytes=args.sample_bytes, sample_seed=args.sample_seed,
+        )
         log.info("trained %d tokens on %d files; wrote %s", len(tokens), len(files), args.output)
     warning = case_mismatch_warning(tokens, args.do_lower_case)
     if warning:
