@@ -189,7 +189,7 @@ def worker_ours(cfg: dict) -> dict:
     )
     settings = SegmentSettings(
         bert_config=bert, input_files=[], records_per_file={}, output_dir=tempfile.mkdtemp(),
-        init_checkpoint=None, start_step=0, end_step=10**6, run_last_step=10**6,
+        init_checkpoint=None, init_from=None, start_step=0, end_step=10**6, run_last_step=10**6,
         max_seq_length=cfg["seq"], max_predictions_per_seq=cfg["predictions"], train_batch_size=cfg["batch"],
         num_train_steps=10_000, num_warmup_steps=100, learning_rate=1e-4, precision="fp32",
         use_xla=cfg["xla"], scale_learning_rate_by_ranks=False, save_checkpoints_steps=10**6, keep_checkpoints=1,

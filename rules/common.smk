@@ -6,13 +6,15 @@ import sys
 from pathlib import Path
 
 # The package is importable without installation at dry-run time; nothing
-# imported here loads TensorFlow.
+# imported here loads TensorFlow (only checking the weights of a TF-checkpoint
+# source, init_from, does, in the main process).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from bert_pretraining.errors import ConfigError
 from bert_pretraining.job_resources import check_environment_references
 from bert_pretraining.job_flags import flag_values, format_flags
-from bert_pretraining.settings import corpus_files, settings_from_config, training_python
+from bert_pretraining.settings import corpus_files, init_from_report, settings_from_config, training_python
+from snakemake.logging import logger
 
 
 def refuse_bad_configuration(check, *args):
@@ -27,6 +29,12 @@ def refuse_bad_configuration(check, *args):
 # into `config`; it is validated, completed with the schema's defaults and
 # checked here, and the rules read SETTINGS only.
 SETTINGS = refuse_bad_configuration(settings_from_config, config)
+
+# A run that continues a released model says what it took from it, and its
+# weights are checked against the run's model before anything is submitted.
+if workflow.is_main_process:
+    for _line in refuse_bad_configuration(init_from_report, SETTINGS):
+        logger.info(f"init_from: {_line}")
 
 # Outputs are shared with the project group (HPC project directories), never world-writable.
 os.umask(int(SETTINGS.umask, 8))

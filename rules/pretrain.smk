@@ -42,6 +42,8 @@ def segment_inputs_for(phase):
             files = checkpoint_files(previous.phase, previous.end_step)
             inputs["previous_index"] = files["index"]
             inputs["previous_data"] = files["data"]
+        elif SETTINGS.init_from:
+            inputs["source"] = SETTINGS.init_from.files
         return inputs
 
     return segment_inputs
@@ -59,6 +61,7 @@ def segment_flags_for(phase):
             "records_sidecar": input.sidecar,
             "output_dir": f"{RESULTS}/{phase.name}",
             "init_checkpoint": init,
+            "init_from": SETTINGS.init_from.directory if "source" in input.keys() else "",
             "start_step": segment.start_step,
             "end_step": segment.end_step,
             "run_last_step": RUN_LAST_STEP,

@@ -1,8 +1,7 @@
-# Training shards -> WordPiece vocabulary (or the user's vocabulary, checked),
-# and the model's bert_config.json, whose vocab_size is the vocabulary's.
-from snakemake.logging import logger
-
-from bert_pretraining.status import vocabulary_rerun_warning
+# Training shards -> WordPiece vocabulary (or the user's vocabulary, checked,
+# or the vocabulary of the model continued from, init_from), and the model's
+# bert_config.json, whose vocab_size is the vocabulary's.
+from bert_pretraining.status import vocabulary_inputs, vocabulary_rerun_warning
 
 # Records and checkpoints depend on every id of the vocabulary: a rerun of
 # this stage on a run that has them is said before anything runs.
@@ -10,18 +9,22 @@ if workflow.is_main_process and (_stale := vocabulary_rerun_warning(SETTINGS)):
     logger.warning(f"WARNING: {_stale}")
 
 
+def vocabulary_source(wildcards, input):
+    if SETTINGS.init_from:
+        return f"--from-model {quoted(SETTINGS.init_from.directory)}"
+    if SETTINGS.vocabulary.file:
+        return f"--given-vocab {quoted(input.given)}"
+    return f"--input {' '.join(quoted(path) for path in input.shards)}"
+
+
 rule train_vocab:
     input:
-        given=SETTINGS.vocabulary.file or [],
-        shards=expand("{results}/corpus/{shard}.txt", results=RESULTS, shard=SHARDS),
+        given=vocabulary_inputs(SETTINGS)["given"],
+        shards=vocabulary_inputs(SETTINGS)["shards"],
     output:
         f"{RESULTS}/vocab.txt",
     params:
-        source=lambda wildcards, input: (
-            f"--given-vocab {quoted(input.given)}"
-            if SETTINGS.vocabulary.file
-            else f"--input {' '.join(quoted(path) for path in input.shards)}"
-        ),
+        source=vocabulary_source,
         size=SETTINGS.vocabulary.size,
         min_frequency=SETTINGS.vocabulary.min_frequency,
         lower_case="--do-lower-case" if SETTINGS.vocabulary.do_lower_case else "",

@@ -38,7 +38,7 @@ def settings(records, output_dir, start, end, **overrides):
     files, counts, _ = records
     values = dict(
         bert_config=TINY, input_files=files, records_per_file=counts, output_dir=str(output_dir),
-        init_checkpoint=None, start_step=start, end_step=end, run_last_step=end,
+        init_checkpoint=None, init_from=None, start_step=start, end_step=end, run_last_step=end,
         max_seq_length=32, max_predictions_per_seq=5, train_batch_size=8, num_train_steps=20,
         num_warmup_steps=2, learning_rate=1e-3, precision="fp32", use_xla=False,
         save_checkpoints_steps=2, keep_checkpoints=2, log_every_steps=2, seed=7,

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import checkpoints
 from .errors import CheckpointError, WorkflowError
-from .modeling import LAYER_NORM_EPSILON, BertConfig
+from .bert_config import GOOGLE_ACTIVATIONS, HF_ACTIVATIONS, LAYER_NORM_EPSILON, BertConfig, hf_name
 from .tokenization import (
     SPECIAL_TOKENS,
     case_mismatch_warning,
@@ -60,53 +60,6 @@ log = logging.getLogger(__name__)
 
 TF_CHECKPOINT_NAME = "bert_model.ckpt"
 NSP_WEIGHTS = "cls/seq_relationship/output_weights"
-
-# Our hidden_act -> Transformers' ACT2FN name. Our "gelu" is the exact erf
-# GELU, as Transformers' "gelu"; our tanh approximation is its "gelu_new".
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_tanh": "gelu_new", "relu": "relu"}
-
-# Tensors whose Google name does not follow the generic rules below.
-_SPECIAL_NAMES = {
-    "cls/predictions/output_bias": ("cls.predictions.bias", False),
-    "cls/seq_relationship/output_weights": ("cls.seq_relationship.weight", False),  # already [2, hidden]
-    "cls/seq_relationship/output_bias": ("cls.seq_relationship.bias", False),
-}
-_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings")
-
-
-# --------------------------------------------------------------------------
-# Name mapping
-# --------------------------------------------------------------------------
-
-
-def hf_name(google_name: str) -> tuple[str, bool]:
-    """Transformers' state-dict name of a Google checkpoint variable, and whether to transpose it.
-
-    ``bert/encoder/layer_3/attention/self/query/kernel`` ->
-    (``bert.encoder.layer.3.attention.self.query.weight``, True): a TF dense
-    kernel is ``[in, out]``, a PyTorch Linear weight ``[out, in]``.
-    """
-    if google_name in _SPECIAL_NAMES:
-        return _SPECIAL_NAMES[google_name]
-    parts = google_name.split("/")
-    transpose = False
-    leaf = parts[-1]
-    if leaf == "kernel":
-        parts[-1], transpose = "weight", True
-    elif leaf == "gamma":
-        parts[-1] = "weight"
-    elif leaf == "beta":
-        parts[-1] = "bias"
-    elif leaf in _EMBEDDINGS:
-        parts.append("weight")
-    elif leaf != "bias":
-        raise ValueError(f"no Transformers name for checkpoint variable {google_name}")
-    mapped = []
-    for part in parts:
-        match = re.fullmatch(r"layer_(\d+)", part)
-        mapped.extend(["layer", match.group(1)] if match else [part])
-    return ".".join(mapped), transpose
-
 
 def hf_state_dict(tensors: dict[str, np.ndarray], use_next_sentence_prediction: bool) -> dict[str, np.ndarray]:
     """The safetensors content for hf/, from Google-named float32 arrays.
@@ -213,7 +166,7 @@ def write_tf_release(directory: str, tensors: dict[str, np.ndarray], config: Ber
             shape_and_slices=[""] * len(names),
             tensors=[tf.convert_to_tensor(tensors[name]) for name in names],
         )
-    config.to_json_file(os.path.join(directory, "bert_config.json"))
+    config.to_json_file(os.path.join(directory, "bert_config.json"), google_names=True)
     write_vocabulary(os.path.join(directory, "vocab.txt"), tokens)
     written = sorted(name for name, _ in tf.train.list_variables(os.path.join(directory, TF_CHECKPOINT_NAME)))
     if written != sorted(names):
@@ -370,6 +323,7 @@ def model_card(
     evaluations: list[tuple[str, dict]],
     sidecars: list[tuple[str, dict]],
     hf_keys: list[str],
+    initialised_from: str | None = None,
 ) -> str:
     casing = "uncased (lower-cased, accents stripped)" if do_lower_case else "cased"
     architecture = hf_architecture(use_next_sentence_prediction)
@@ -389,6 +343,11 @@ def model_card(
         + f", {casing}, exported from the training checkpoint `{checkpoint}`"
         + (f" (global step {global_step:,})." if global_step is not None else "."),
         "",
+        f"Initialised from `{initialised_from}`: its weights, vocabulary and architecture; the optimizer and the step"
+        " count started fresh."
+        if initialised_from
+        else "Trained from randomly initialised weights.",
+        "",
         "## Model",
         "",
         "| | |",
@@ -397,7 +356,7 @@ def model_card(
         f"| hidden size | {config.hidden_size} |",
         f"| attention heads | {config.num_attention_heads} |",
         f"| intermediate size | {config.intermediate_size} |",
-        f"| activation | `{config.hidden_act}` (Transformers `{HF_ACTIVATIONS[config.hidden_act]}`) |",
+        f"| activation | {_activation_description(config.hidden_act)} |",
         f"| max positions | {config.max_position_embeddings} |",
         f"| token types | {config.type_vocab_size} |",
         f"| vocabulary | {len(tokens):,} WordPiece tokens, {casing} |",
@@ -499,14 +458,9 @@ def model_card(
     ]
     if config.hidden_act == "gelu":
         lines += [
-            "Note: `hidden_act` `gelu` here is the exact (erf) GELU, as in Transformers; Google's `modeling.py`"
-            " computes its `gelu` with the tanh approximation, which differs slightly (about 1e-3).",
-            "",
-        ]
-    elif config.hidden_act in ("gelu_new", "gelu_tanh"):
-        lines += [
-            f"Note: `hidden_act` `{config.hidden_act}` is the tanh approximation of GELU, which Google's `modeling.py`"
-            " calls `gelu`: set `\"hidden_act\": \"gelu\"` in a copy of `tf/bert_config.json` for Google's code.",
+            "Note: this model uses the exact (erf) GELU, Transformers' `gelu`. Google's `modeling.py` has only the tanh"
+            " approximation, so `tf/bert_config.json` says `gelu_exact`, which Google's code refuses rather than"
+            " computing a slightly different function.",
             "",
         ]
     lines += [
@@ -521,6 +475,14 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _activation_description(hidden_act: str) -> str:
+    kind = "exact GELU" if hidden_act == "gelu" else ("tanh approximation of GELU" if "gelu" in hidden_act else hidden_act)
+    return (
+        f"{kind}: Transformers `{HF_ACTIVATIONS[hidden_act]}`, Google's bert_config.json "
+        f"`{GOOGLE_ACTIVATIONS[hidden_act]}`"
+    )
 
 
 def _yes_no(value):
@@ -615,6 +577,7 @@ def export_model(
     records_sidecars: list[str] = (),
     phases: list[dict] = (),
     model_name: str | None = None,
+    initialised_from: str | None = None,
 ) -> dict:
     """Export a checkpoint to ``output_dir`` (tf/, hf/, README.md); returns a summary.
 
@@ -625,7 +588,8 @@ def export_model(
     ``cls/seq_relationship`` head or not).
     ``phases`` are the run's phases (name, max_seq_length, first_step,
     last_step...) for the model card; ``eval_files`` each phase's eval.json,
-    ``records_sidecars`` the records.json files.
+    ``records_sidecars`` the records.json files; ``initialised_from`` the
+    model the run continued from (None: random initial weights).
     """
     output_dir = os.path.normpath(output_dir)
     prefix = checkpoints.normalize_prefix(checkpoint)
@@ -693,6 +657,7 @@ def export_model(
             evaluations=evaluations,
             sidecars=sidecars,
             hf_keys=hf_keys,
+            initialised_from=initialised_from,
         )
         for place in (staging, os.path.join(staging, "hf")):
             with open(os.path.join(place, "README.md"), "w", encoding="utf-8") as handle:

@@ -20,165 +20,25 @@ Two further differences from Google's code, both for training on GPUs:
   float32.
 """
 
-import dataclasses
-import json
 import math
 import zlib
 
 import tensorflow as tf
 
+# BertConfig lives in the TF-free bert_config module; imported here for callers of modeling.
+from bert_pretraining.bert_config import LAYER_NORM_EPSILON, BertConfig, variable_shapes  # noqa: F401
 from bert_pretraining.errors import ConfigError
-
-# Google's contrib layer_norm default, which its checkpoints were trained with.
-LAYER_NORM_EPSILON = 1e-12
 
 # Added to attention scores of padding positions, as in Google's code. The
 # addition and the softmax run in float32, and -10000 is far inside float16's
 # range (65504) anyway, so it is safe under mixed precision.
 ATTENTION_MASK_ADDER = -10000.0
 
-HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "relu")
-
 COMPUTE_DTYPES = (tf.float32, tf.float16, tf.bfloat16)
-
-# Informational keys in Google's released bert_config.json files (the
-# multilingual ones) that the model does not use; accepted and dropped so
-# those files load, while any other unknown key is reported as a likely typo.
-_IGNORED_CONFIG_KEYS = frozenset(
-    {
-        "directionality",
-        "pooler_fc_size",
-        "pooler_num_attention_heads",
-        "pooler_num_fc_layers",
-        "pooler_size_per_head",
-        "pooler_type",
-    }
-)
 
 # Random algorithm for initialisation and dropout. Named explicitly (instead
 # of "auto_select") so CPU and GPU draw the same bits from the same seed.
 _RNG_ALG = "philox"
-
-
-# --------------------------------------------------------------------------
-# Configuration
-# --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class BertConfig:
-    """The hyperparameters of a BERT model, as in Google's bert_config.json."""
-
-    vocab_size: int
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
-
-    def __post_init__(self):
-        self._validate()
-
-    @classmethod
-    def from_dict(cls, values):
-        """Builds a config from a dict such as a parsed bert_config.json."""
-        if not isinstance(values, dict):
-            raise ConfigError(
-                f"bert config: expected a mapping of field names to values, "
-                f"got {type(values).__name__}"
-            )
-        field_names = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(field_names) - _IGNORED_CONFIG_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"bert config: unknown field(s) {', '.join(map(repr, unknown))}; "
-                f"expected only: {', '.join(field_names)}"
-            )
-        if "vocab_size" not in values:
-            raise ConfigError("bert config: missing required field 'vocab_size'")
-        return cls(**{name: values[name] for name in field_names if name in values})
-
-    @classmethod
-    def from_json_file(cls, path):
-        """Reads a bert_config.json file; problems name the file."""
-        try:
-            with open(path, encoding="utf-8") as stream:
-                values = json.load(stream)
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read BERT config: {error.strerror}") from error
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path}: not a valid JSON BERT config: {error}") from error
-        try:
-            return cls.from_dict(values)
-        except ConfigError as error:
-            raise ConfigError(f"{path}: {error}") from error
-
-    def to_dict(self):
-        """Returns the fields as a plain dict."""
-        return dataclasses.asdict(self)
-
-    def to_json_file(self, path):
-        """Writes the config in bert_config.json layout (Google's: sorted, indent 2)."""
-        with open(path, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    @property
-    def attention_head_size(self):
-        return self.hidden_size // self.num_attention_heads
-
-    def _validate(self):
-        for name in (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-            "type_vocab_size",
-        ):
-            value = getattr(self, name)
-            # bool is an int subclass; "hidden_size: true" is surely a mistake.
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(
-                    f"bert config: {name} must be a positive integer, got {value!r}"
-                )
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ConfigError(
-                f"bert config: hidden_size ({self.hidden_size}) must be divisible by "
-                f"num_attention_heads ({self.num_attention_heads})"
-            )
-        if self.hidden_act not in HIDDEN_ACTIVATIONS:
-            raise ConfigError(
-                f"bert config: hidden_act must be one of "
-                f"{', '.join(HIDDEN_ACTIVATIONS)}, got {self.hidden_act!r}"
-            )
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            value = _as_float(name, getattr(self, name))
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(
-                    f"bert config: {name} must be in [0, 1), got {value!r}"
-                )
-            setattr(self, name, value)
-        value = _as_float("initializer_range", self.initializer_range)
-        if not value > 0.0:
-            raise ConfigError(
-                f"bert config: initializer_range must be a positive number, got {value!r}"
-            )
-        self.initializer_range = value
-
-
-def _as_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"bert config: {name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(f"bert config: {name} must be finite, got {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------
@@ -496,44 +356,7 @@ class _DropoutSeeds:
 
 def _create_variables(config, use_next_sentence_prediction, seed):
     """Creates all weights in Google's checkpoint order, with Google's names."""
-    hidden = config.hidden_size
-    shapes = {}
-
-    def weight(name, shape):
-        shapes[name] = ("normal", shape)
-
-    def zeros(name, shape):
-        shapes[name] = ("zeros", shape)
-
-    def dense(scope, fan_in, fan_out):
-        weight(f"{scope}/kernel", [fan_in, fan_out])
-        zeros(f"{scope}/bias", [fan_out])
-
-    def norm(scope):
-        shapes[f"{scope}/gamma"] = ("ones", [hidden])
-        zeros(f"{scope}/beta", [hidden])
-
-    weight("bert/embeddings/word_embeddings", [config.vocab_size, hidden])
-    weight("bert/embeddings/token_type_embeddings", [config.type_vocab_size, hidden])
-    weight("bert/embeddings/position_embeddings", [config.max_position_embeddings, hidden])
-    norm("bert/embeddings/LayerNorm")
-    for layer_index in range(config.num_hidden_layers):
-        scope = f"bert/encoder/layer_{layer_index}"
-        for part in ("query", "key", "value"):
-            dense(f"{scope}/attention/self/{part}", hidden, hidden)
-        dense(f"{scope}/attention/output/dense", hidden, hidden)
-        norm(f"{scope}/attention/output/LayerNorm")
-        dense(f"{scope}/intermediate/dense", hidden, config.intermediate_size)
-        dense(f"{scope}/output/dense", config.intermediate_size, hidden)
-        norm(f"{scope}/output/LayerNorm")
-    dense("bert/pooler/dense", hidden, hidden)
-    dense("cls/predictions/transform/dense", hidden, hidden)
-    norm("cls/predictions/transform/LayerNorm")
-    zeros("cls/predictions/output_bias", [config.vocab_size])
-    if use_next_sentence_prediction:
-        weight("cls/seq_relationship/output_weights", [2, hidden])
-        zeros("cls/seq_relationship/output_bias", [2])
-
+    shapes = variable_shapes(config, use_next_sentence_prediction)
     return {
         name: tf.Variable(
             _initial_value(name, kind, shape, seed, config.initializer_range),

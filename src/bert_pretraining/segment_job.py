@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import os
 
+from .bert_config import ARCHITECTURE_KEYS, BertConfig
 from .errors import ConfigError, RecordsError
-from .modeling import BertConfig
 from .record_shares import records_per_file
 from .tfrecords import check_records_sidecar, read_records_sidecar
 
@@ -45,8 +45,10 @@ def settings_from_args(args):
             f"--max_seq_length {args.max_seq_length} exceeds max_position_embeddings "
             f"{bert_config.max_position_embeddings} in {args.bert_config_file}"
         )
+    init_from = check_init_from(args, bert_config) if args.init_from else None
     return SegmentSettings(
         bert_config=bert_config,
+        init_from=init_from,
         input_files=files,
         records_per_file=records_per_file(sidecar),
         output_dir=args.output_dir,
@@ -72,6 +74,28 @@ def settings_from_args(args):
         hang_timeout_seconds=args.hang_timeout_seconds,
         divergence_patience=args.divergence_patience,
     )
+
+
+def check_init_from(args, bert_config: BertConfig):
+    """The source model of --init_from, checked against the run's bert_config.json and model."""
+    from .source_model import check_weights, inspect_source
+
+    if args.start_step != 0:
+        raise ConfigError(f"--init_from is for the run's first segment; this one starts at step {args.start_step}")
+    source = inspect_source(args.init_from, "--init_from")
+    differ = [
+        f"{key} {getattr(source.config, key)!r} vs {getattr(bert_config, key)!r}"
+        for key in ("vocab_size", *ARCHITECTURE_KEYS)
+        if getattr(source.config, key) != getattr(bert_config, key)
+    ]
+    if differ:
+        raise ConfigError(
+            f"--init_from {args.init_from} does not describe the model of {args.bert_config_file}: "
+            f"{'; '.join(differ)} (source vs run); expected the run's bert_config.json to be made from the source"
+        )
+    for head in check_weights(source, args.use_next_sentence_prediction, "--init_from"):
+        log.info("--init_from %s has no %s: it is initialised fresh", args.init_from, head)
+    return source
 
 
 def check_segment_job(args, num_ranks: int) -> None:

@@ -29,9 +29,11 @@ from pathlib import Path
 
 import yaml
 
+from .bert_config import ARCHITECTURE_KEYS
 from .corpus import expand_patterns
 from .errors import ConfigError, CorpusError, VocabularyError
 from .plan import Segment, plan_run
+from .source_model import SourceModel, check_weights, inspect_source
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 # Snakemake reads the Snakefile's `configfile: "config.yaml"` from the working directory.
@@ -134,6 +136,9 @@ class Settings:
     model: ModelSettings
     training: TrainingSettings
     phases: tuple[PhaseSettings, ...]
+    # The model continued from (init_from), and the config values it replaced: (key, config's, source's).
+    init_from: SourceModel | None = None
+    overridden: tuple[tuple[str, object, object], ...] = ()
 
     @property
     def run_dir(self) -> str:
@@ -221,6 +226,8 @@ def settings_from_config(config: dict) -> Settings:
     config = copy.deepcopy(config)
     validate_against_schema(config)
     fill_defaults(config, config_schema())
+    source = inspect_source(config["init_from"]) if config["init_from"] else None
+    overridden = take_from_source(config, source) if source else ()
     settings = Settings(
         run_name=config["run_name"],
         results_dir=config["results_dir"],
@@ -231,9 +238,51 @@ def settings_from_config(config: dict) -> Settings:
         model=ModelSettings(**config["model"]),
         training=TrainingSettings(**config["training"]),
         phases=resolve_phases(config["phases"], config["training"]),
+        init_from=source,
+        overridden=overridden,
     )
     check_settings(settings)
     return settings
+
+
+def take_from_source(config: dict, source: SourceModel) -> tuple[tuple[str, object, object], ...]:
+    """Set the vocabulary and model keys that the source fixes; return those whose config value differed.
+
+    Dropout rates and next-sentence prediction stay the config's: they are
+    training choices, not properties of the weights.
+    """
+    if config["vocabulary"]["file"]:
+        raise ConfigError(
+            f"vocabulary.file is {config['vocabulary']['file']!r} and init_from is {config['init_from']!r}; "
+            "expected one of them (a continued model keeps its own vocabulary)"
+        )
+    taken = {
+        **{("model", key): getattr(source.config, key) for key in ARCHITECTURE_KEYS},
+        ("vocabulary", "size"): len(source.tokens),
+        ("vocabulary", "do_lower_case"): source.do_lower_case,
+    }
+    overridden = []
+    for (section, key), value in taken.items():
+        if config[section][key] != value:
+            overridden.append((f"{section}.{key}", config[section][key], value))
+        config[section][key] = value
+    return tuple(overridden)
+
+
+def init_from_report(settings: Settings) -> list[str]:
+    """What the run takes from the model it continues from, its weights checked first (before submission).
+
+    The plan and the workflow print these lines; a source whose weights do
+    not fit the run's model is a ConfigError.
+    """
+    source = settings.init_from
+    if source is None:
+        return []
+    fresh = check_weights(source, settings.model.use_next_sentence_prediction)
+    lines = [f"continues from {source.describe()}"]
+    lines += [f"{key} is {new!r} from the source (the config says {old!r})" for key, old, new in settings.overridden]
+    lines += [f"the source has no {head}: it is initialised fresh" for head in fresh]
+    return lines
 
 
 @functools.cache
@@ -357,9 +406,10 @@ def check_phase(key: str, phase: PhaseSettings, settings: Settings, duplicate_le
             "expected a different sequence length per phase (each phase has its own records)"
         )
     if phase.max_seq_length > settings.model.max_position_embeddings:
+        source = f", the positions of init_from {settings.init_from.directory}" if settings.init_from else ""
         raise ConfigError(
             f"{key}.max_seq_length is {phase.max_seq_length}; expected at most "
-            f"model.max_position_embeddings ({settings.model.max_position_embeddings})"
+            f"model.max_position_embeddings ({settings.model.max_position_embeddings}{source})"
         )
     if phase.max_predictions_per_seq > phase.max_seq_length - 3:
         raise ConfigError(

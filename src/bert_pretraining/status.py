@@ -113,13 +113,28 @@ def format_status(status: dict) -> str:
     return "\n".join(lines)
 
 
+def vocabulary_inputs(settings: Settings) -> dict[str, list[str]]:
+    """The inputs of the vocabulary rule (rules/vocab.smk reads them here, and so does the rerun warning).
+
+    ``given``: a given vocabulary, or the vocabulary file of the model
+    continued from; ``shards``: the training shards a vocabulary is trained on.
+    """
+    if settings.init_from:
+        return {"given": [settings.init_from.vocabulary_file], "shards": []}
+    if settings.vocabulary.file:
+        return {"given": [settings.vocabulary.file], "shards": []}
+    shards = [os.path.join(settings.run_dir, "corpus", f"shard_{index:05d}.txt") for index in range(settings.corpus.num_shards)]
+    return {"given": [], "shards": shards}
+
+
 def vocabulary_rerun_warning(settings: Settings) -> str | None:
     """What a rerun of the vocabulary stage would make stale, said before it happens (None: it would not run).
 
     Snakemake reruns the stage (rerun-triggers: mtime) when vocab.txt is
-    missing or older than its inputs: the corpus shards, which are remade when
-    a corpus file is newer than them, or a given vocabulary. Every record file
-    and checkpoint of the run was made with the old vocabulary.
+    missing or older than its inputs (``vocabulary_inputs``): the corpus
+    shards, which are remade when a corpus file is newer than them, or a
+    given vocabulary. Every record file and checkpoint of the run was made
+    with the old vocabulary.
     """
     from .settings import corpus_files
 
@@ -134,16 +149,17 @@ def vocabulary_rerun_warning(settings: Settings) -> str | None:
     if not downstream:
         return None
     vocab = os.path.join(run_dir, "vocab.txt")
-    shards = [os.path.join(run_dir, "corpus", f"shard_{index:05d}.txt") for index in range(settings.corpus.num_shards)]
+    inputs = vocabulary_inputs(settings)
+    shards = inputs["shards"]
     if not os.path.exists(vocab):
         reason = f"{vocab} does not exist"
     elif not all(os.path.exists(shard) for shard in shards):
         reason = f"corpus shards are missing in {os.path.join(run_dir, 'corpus')}"
     else:
-        inputs = [settings.vocabulary.file] if settings.vocabulary.file else shards
-        oldest_shard = min(os.path.getmtime(shard) for shard in shards)
-        changed = [path for path in inputs if os.path.getmtime(path) > os.path.getmtime(vocab)]
-        changed += [path for path in corpus_files(settings) if os.path.getmtime(path) > oldest_shard]
+        changed = [path for path in inputs["given"] + shards if os.path.getmtime(path) > os.path.getmtime(vocab)]
+        if shards:
+            oldest_shard = min(os.path.getmtime(shard) for shard in shards)
+            changed += [path for path in corpus_files(settings) if os.path.getmtime(path) > oldest_shard]
         if not changed:
             return None
         reason = f"{', '.join(sorted(changed)[:3])}{' ...' if len(changed) > 3 else ''} changed after it was made"

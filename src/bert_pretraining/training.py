@@ -21,6 +21,7 @@ from .distributed import Replica
 from .errors import CheckpointError
 from .inputs import pretraining_dataset
 from .modeling import BertConfig, BertPretrainer, pretraining_loss
+from .source_model import SourceModel, read_weights
 from .optimization import AdamWeightDecay, DynamicLossScale, clip_by_global_norm
 from .schedule import learning_rate_tensor
 from .divergence import DivergenceGuard
@@ -43,6 +44,8 @@ class SegmentSettings:
     records_per_file: dict[str, int]
     output_dir: str
     init_checkpoint: str | None
+    # The model the run continues from (init_from): the first segment starts from its weights.
+    init_from: SourceModel | None
     start_step: int
     end_step: int
     run_last_step: int
@@ -246,7 +249,9 @@ def choose_start(state: TrainingState, settings: SegmentSettings) -> str:
        after a failure, a timeout or a kill resumes there, input position too).
     2. Else ``init_checkpoint``: the previous segment's final checkpoint; from
        the previous phase, the input position restarts at 0 (new records).
-    3. Else, for the run's first segment, fresh weights.
+    3. Else, for the run's first segment, the weights of ``init_from`` (a
+       released model; its missing heads and the optimizer start fresh, at
+       step 0), or fresh weights.
     """
     own = checkpoints.newest_valid_checkpoint(
         settings.output_dir, min_step=settings.start_step, max_step=settings.end_step
@@ -268,6 +273,14 @@ def choose_start(state: TrainingState, settings: SegmentSettings) -> str:
             prefix = linked.prefix
         state.restore(prefix, keep_input_position=same_phase)
         return f"initialised from {prefix}"
+    if settings.start_step == 0 and settings.init_from is not None:
+        weights = read_weights(settings.init_from, settings.use_next_sentence_prediction)
+        for name, value in weights.items():
+            state.model.variables_by_name[name].assign(value)
+        fresh = sorted(set(state.model.variables_by_name) - set(weights))
+        return f"initialised from the weights of {settings.init_from.directory}" + (
+            f"; fresh: {', '.join(fresh)}" if fresh else ""
+        )
     if settings.start_step == 0:
         return "starting from freshly initialised weights"
     raise CheckpointError(

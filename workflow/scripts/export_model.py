@@ -51,6 +51,7 @@ def parse_args(argv):
     )
     parser.add_argument("--phases_json", help="JSON list of the run's phases, for the model card")
     parser.add_argument("--model_name", help="title of the model card; default: the run's directory name")
+    parser.add_argument("--initialised_from", default="", help="the model the run continued from, for the model card")
     parser.add_argument("--output", required=True, help="export directory to create")
     return parser.parse_args(argv)
 
@@ -80,6 +81,7 @@ def main(argv=None):
         records_sidecars=args.records_sidecar,
         phases=phases,
         model_name=args.model_name,
+        initialised_from=args.initialised_from or None,
     )
     print(json.dumps(summary, indent=2))
     return 0

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from bert_pretraining.cli import add_configfile_flag  # noqa: E402
 from bert_pretraining.disk import estimate_disk, format_estimate  # noqa: E402
 from bert_pretraining.errors import run_main  # noqa: E402
-from bert_pretraining.settings import load_settings  # noqa: E402
+from bert_pretraining.settings import init_from_report, load_settings  # noqa: E402
 from bert_pretraining.status import vocabulary_rerun_warning  # noqa: E402
 
 
@@ -28,14 +28,17 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     settings = load_settings(args.configfile)
+    init_from = init_from_report(settings)
     segments = settings.segments
     estimate = estimate_disk(settings)
     if args.json:
-        print(json.dumps({"run_name": settings.run_name, "segments": [vars(s) for s in segments],
-                          "disk": estimate}, indent=2))
+        print(json.dumps({"run_name": settings.run_name, "init_from": init_from,
+                          "segments": [vars(s) for s in segments], "disk": estimate}, indent=2))
         return 0
     training = settings.training
     print(f"run {settings.run_name} ({settings.run_dir}): {len(segments)} training segments")
+    for line in init_from:
+        print(f"  {line}")
     print(
         f"  peak learning rate {training.learning_rate:g} ({training.learning_rate_schedule} schedule), "
         f"{training.precision}, XLA {'on' if training.use_xla else 'off'}, "

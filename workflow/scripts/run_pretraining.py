@@ -14,6 +14,7 @@ TF_CONFIG; a lone process trains alone. --start_step/--end_step
 delimit the segment: the program resumes from the newest checkpoint of the
 segment in --output_dir, else from --init_checkpoint, and exits 0 once
 model.ckpt-<end_step> is written, 75 if stopped by a signal after saving.
+--init_from starts the run's first segment from a released model's weights.
 """
 
 import argparse
@@ -35,6 +36,11 @@ def parse_args(argv):
     parser.add_argument("--records_sidecar", help="records.json of the records (default: beside the first file)")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--init_checkpoint", default="")
+    parser.add_argument(
+        "--init_from", default="",
+        help="a BERT directory (Google's release layout or Transformers') whose weights the run's first segment "
+        "starts from, with a fresh optimizer at step 0 (the config key init_from)",
+    )
     parser.add_argument("--start_step", type=int, default=0)
     parser.add_argument("--end_step", type=int, help="default: --num_train_steps")
     parser.add_argument("--run_last_step", type=int, help="last step of the whole run, for the ETA")

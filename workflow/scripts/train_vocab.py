@@ -4,9 +4,11 @@
     train_vocab.py --input FILE [FILE ...] --output vocab.txt --vocab-size N \
         [--do-lower-case] [--min-frequency K] [--sample-bytes B --sample-seed S]
     train_vocab.py --given-vocab PATH --output vocab.txt
+    train_vocab.py --from-model DIR --output vocab.txt
 
 The special tokens [PAD] [UNK] [CLS] [SEP] [MASK] get ids 0-4 of a trained
-vocabulary; a given vocabulary must contain them (anywhere). The same files
+vocabulary; a given vocabulary must contain them (anywhere). --from-model writes the vocabulary
+of a model to continue from (vocab.txt or tokenizer.json). The same files
 and flags give the same vocab.txt, byte for byte.
 """
 
@@ -15,6 +17,7 @@ import logging
 
 from bert_pretraining.corpus import expand_patterns
 from bert_pretraining.errors import ConfigError, run_main
+from bert_pretraining.source_model import inspect_source
 from bert_pretraining.tokenization import (
     DEFAULT_MIN_FREQUENCY,
     DEFAULT_SAMPLE_SEED,
@@ -22,6 +25,7 @@ from bert_pretraining.tokenization import (
     case_mismatch_warning,
     copy_vocabulary,
     train_vocabulary,
+    write_vocabulary,
 )
 
 log = logging.getLogger("train_vocab")
@@ -31,6 +35,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", metavar="FILE", help="text files to train on (globs allowed)")
     parser.add_argument("--given-vocab", metavar="PATH", help="use this vocabulary instead of training one")
+    parser.add_argument("--from-model", metavar="DIR", help="use the vocabulary of this BERT directory (init_from)")
     parser.add_argument("--output", required=True, help="the vocab.txt to write")
     parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="size of a trained vocabulary")
     parser.add_argument("--min-frequency", type=int, default=DEFAULT_MIN_FREQUENCY,
@@ -45,7 +50,14 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if args.given_vocab:
+    if args.from_model:
+        source = inspect_source(args.from_model, "--from-model")
+        tokens = list(source.tokens)
+        write_vocabulary(args.output, tokens)
+        args.do_lower_case = source.do_lower_case
+        log.info("wrote the vocabulary of %s (%d tokens, %s) to %s", source.vocabulary_file, len(tokens),
+                 "uncased" if source.do_lower_case else "cased", args.output)
+    elif args.given_vocab:
         if args.input:
             log.info("--given-vocab is set: the --input files are not used")
         tokens = copy_vocabulary(args.given_vocab, args.output)
