@@ -31,7 +31,7 @@ rule export_model:
         nsp=shell_bool(SETTINGS.model.use_next_sentence_prediction),
         phases=json.dumps([{key: getattr(phase, key) for key in _EXPORT_PHASE_KEYS} for phase in PHASES]),
         name=SETTINGS.run_name,
-        initialised_from=SETTINGS.init_from.directory if SETTINGS.init_from else "",
+        initialised_from=f"--initialised_from {quoted(SETTINGS.init_from.directory)}" if SETTINGS.init_from else "",
     log:
         f"{LOGS}/export.log",
     benchmark:
@@ -42,5 +42,5 @@ rule export_model:
         " --do_lower_case {params.lower_case} --use_next_sentence_prediction {params.nsp}"
         " --eval_json {input.evals:q} --records_sidecar {input.sidecars:q}"
         " --phases_json {params.phases:q} --model_name {params.name:q}"
-        " --initialised_from {params.initialised_from:q}"
+        " {params.initialised_from}"
         " --output {output:q} > {log:q} 2>&1"

@@ -315,3 +315,23 @@ def test_continuing_at_a_normal_learning_rate_keeps_what_the_source_learned(clon
     assert source["masked_lm_loss"] < random_loss - 0.5, source  # the source learned something
     assert ours["masked_lm_loss"] <= source["masked_lm_loss"] + 0.05, (ours, source)
     shutil.rmtree(os.path.join(run, "phase128"))  # keep the module's disk use small
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", [False, True], ids=["local", "profile"])
+def test_snakemake_plans_a_continued_run_and_refuses_a_source_it_cannot_continue(tmp_path, tokens, transformers, profile):
+    from test_config_validation import DEMO, PROFILE, assert_refused, dry_run, fits_the_profile
+
+    config = fits_the_profile(DEMO) if profile else dict(DEMO)
+    config = {**config, "phases": DEMO["phases"][:1]}  # the source has 128 positions
+    args = ["--profile", PROFILE] if profile else []
+    good = transformers_source(tmp_path / "good", tokens, transformers)
+    returncode, output = dry_run(tmp_path, {**config, "init_from": str(good)}, *args)
+    assert returncode == 0, output
+    assert f"init_from: continues from {good} (a Transformers BERT directory): 2 layers, hidden 64" in output
+    assert "init_from: model.hidden_size is 64 from the source (the config says 128)" in output
+    masked_lm_only = transformers_source(tmp_path / "mlm", tokens, transformers, model="BertForMaskedLM")
+    assert_refused(
+        *dry_run(tmp_path, {**config, "init_from": str(masked_lm_only)}, *args),
+        f"invalid configuration: init_from: {masked_lm_only}/model.safetensors has no next-sentence head",
+    )

@@ -25,7 +25,14 @@ import re
 
 from bert_pretraining.errors import ConfigError
 
-HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "relu")
+# Ours -> the function it computes.
+ACTIVATION_FUNCTIONS = {
+    "gelu": "exact GELU",
+    "gelu_new": "tanh approximation of GELU",
+    "gelu_tanh": "tanh approximation of GELU",
+    "relu": "ReLU",
+}
+HIDDEN_ACTIVATIONS = tuple(ACTIVATION_FUNCTIONS)
 
 # Ours -> Transformers' ACT2FN name.
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_tanh": "gelu_new", "relu": "relu"}

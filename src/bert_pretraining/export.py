@@ -47,7 +47,7 @@ import numpy as np
 
 from . import checkpoints
 from .errors import CheckpointError, WorkflowError
-from .bert_config import GOOGLE_ACTIVATIONS, HF_ACTIVATIONS, LAYER_NORM_EPSILON, BertConfig, hf_name
+from .bert_config import ACTIVATION_FUNCTIONS, GOOGLE_ACTIVATIONS, HF_ACTIVATIONS, LAYER_NORM_EPSILON, BertConfig, hf_name
 from .tokenization import (
     SPECIAL_TOKENS,
     case_mismatch_warning,
@@ -478,9 +478,8 @@ def model_card(
 
 
 def _activation_description(hidden_act: str) -> str:
-    kind = "exact GELU" if hidden_act == "gelu" else ("tanh approximation of GELU" if "gelu" in hidden_act else hidden_act)
     return (
-        f"{kind}: Transformers `{HF_ACTIVATIONS[hidden_act]}`, Google's bert_config.json "
+        f"{ACTIVATION_FUNCTIONS[hidden_act]}: Transformers `{HF_ACTIVATIONS[hidden_act]}`, Google's bert_config.json "
         f"`{GOOGLE_ACTIVATIONS[hidden_act]}`"
     )
 

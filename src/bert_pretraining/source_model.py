@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bert_config import (
+    ACTIVATION_FUNCTIONS,
     ACTIVATIONS_FROM_HF,
     ARCHITECTURE_KEYS,
     LAYER_NORM_EPSILON,
@@ -77,7 +78,8 @@ class SourceModel:
             f"{self.directory} ({self.layout}): {c.num_hidden_layers} layers, hidden {c.hidden_size}, "
             f"{c.num_attention_heads} heads, intermediate {c.intermediate_size}, "
             f"{c.max_position_embeddings} positions, hidden_act {self.hidden_act_as_written!r} "
-            f"(here {c.hidden_act}), vocabulary of {len(self.tokens):,} {casing} tokens ({self.casing_from})"
+            f"({ACTIVATION_FUNCTIONS[c.hidden_act]}), vocabulary of {len(self.tokens):,} {casing} tokens "
+            f"({self.casing_from})"
         )
 
 
