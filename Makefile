@@ -7,7 +7,7 @@ CORES ?= 2
 PIP_FLAGS ?= -q
 
 .PHONY: horovod demo test test-fast test-slurm test-faults dry-run plan clean-demo bench-records bench-records-quick bench-dry-run \
-	bench-training-step bench-input-pipeline
+	bench-training-step bench-input-pipeline bench-convergence
 
 $(VENV)/.installed: pyproject.toml setup.py src/bert_pretraining/_fast_instances.c
 	$(PYTHON) -m venv $(VENV)
@@ -75,3 +75,5 @@ bench-training-step: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/training_step_benchmark.py
 bench-input-pipeline: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/input_pipeline_benchmark.py
+bench-convergence: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/convergence_benchmark.py

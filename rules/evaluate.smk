@@ -1,4 +1,6 @@
-# After each phase: masked-LM and NSP accuracy and loss on the held-out records.
+# After each phase: masked-LM and NSP accuracy and loss on the held-out records,
+# beside the baseline of always predicting the training records' most frequent
+# masked token (the sidecar stands for the training record files).
 from bert_pretraining.job_flags import EVALUATION_FLAGS
 
 
@@ -12,10 +14,12 @@ for _phase in PHASES:
             bert_config=f"{RESULTS}/bert_config.json",
             records=f"{records_dir(_phase.max_seq_length)}/heldout.tfrecord",
             sidecar=f"{records_dir(_phase.max_seq_length)}/records.json",
+            vocab=f"{RESULTS}/vocab.txt",
         output:
             f"{RESULTS}/{_phase.name}/eval.json",
         params:
             flags=format_flags(flag_values(EVALUATION_FLAGS, SETTINGS, _phase)),
+            training=f"{records_dir(_phase.max_seq_length)}/shard_*.tfrecord",
         log:
             f"{LOGS}/{_phase.name}/evaluate.log",
         benchmark:
@@ -23,5 +27,6 @@ for _phase in PHASES:
         shell:
             "{PYTHON} {SCRIPTS}/evaluate.py --checkpoint {input.index:q}"
             " --bert_config_file {input.bert_config:q} --input_file {input.records:q}"
-            " --records_sidecar {input.sidecar:q} {params.flags}"
+            " --records_sidecar {input.sidecar:q} --training_file {params.training:q}"
+            " --vocab_file {input.vocab:q} {params.flags}"
             " --output {output:q} > {log:q} 2>&1"

@@ -13,7 +13,7 @@ settings.load_profile("project")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from slurm_fixtures import slurm_cluster  # noqa: E402,F401  (the SLURM test cluster, once per session)
-from workflow_helpers import SNAKEMAKE, fresh_clone, snakemake  # noqa: E402
+from workflow_helpers import DEMO_DAG_CONFIGS, SNAKEMAKE, fresh_clone, snakemake  # noqa: E402
 
 
 def wait_for(path, process, timeout=900):
@@ -25,7 +25,7 @@ def wait_for(path, process, timeout=900):
 
 
 class DemoRun:
-    """`make demo`'s workflow in a fresh copy of the repository, interrupted once on purpose.
+    """`make demo`'s workflow at the tests' size (tests/demo_dag.yaml) in a fresh copy, interrupted once on purpose.
 
     The second phase-1 segment (steps 100-200) is killed with SIGKILL after it
     saved its step-150 checkpoint; the workflow is then simply run again, as a
@@ -38,7 +38,7 @@ class DemoRun:
         self.run_dir = os.path.join(workdir, "results", "demo")
 
     def interrupted_then_completed(self):
-        command = [SNAKEMAKE, "--configfile", "demo/config.yaml", "--cores", "2"]
+        command = [SNAKEMAKE, "--configfile", *DEMO_DAG_CONFIGS, "--cores", "2"]
         first = subprocess.Popen(command, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_for(f"{self.run_dir}/phase128/model.ckpt-150.index", first)
         self.first_segment_mtime = os.stat(f"{self.run_dir}/phase128/model.ckpt-100.index").st_mtime_ns
@@ -47,7 +47,7 @@ class DemoRun:
         self.first_output, _ = first.communicate(timeout=600)
         self.first_returncode = first.returncode
         self.killed_segment_finished = os.path.exists(f"{self.run_dir}/phase128/model.ckpt-200.index")
-        self.second = snakemake(self.workdir, "--configfile", "demo/config.yaml", "--cores", "2", timeout=1500)
+        self.second = snakemake(self.workdir, "--configfile", *DEMO_DAG_CONFIGS, "--cores", "2", timeout=1500)
         return self
 
 

@@ -11,11 +11,11 @@ import os
 
 import pytest
 
-from workflow_helpers import REPO, load_yaml, snakemake, write_yaml
+from workflow_helpers import REPO, demo_dag_config, load_yaml, snakemake, write_yaml
 
 pytestmark = pytest.mark.slow  # about 120 dry runs of a second each
 
-DEMO = load_yaml(os.path.join(REPO, "demo", "config.yaml"))
+DEMO = demo_dag_config()
 PROFILE = os.path.join(REPO, "profiles", "slurm")
 DELETE = object()
 
@@ -102,8 +102,8 @@ BAD_CONFIGS = [
     ("sequence longer than positions", change(["phases", 1, "max_seq_length"], 1024),
      "phases[1].max_seq_length is 1024; expected at most model.max_position_embeddings (512)"),
     ("two phases with one length", change(["phases", 1, "max_seq_length"], 128), "max_seq_length is 128 for two phases"),
-    ("warmup longer than the schedule", change(["phases", 0, "num_warmup_steps"], 1000),
-     "phases[0].num_warmup_steps is 1000; expected at most num_train_steps (300)"),
+    ("warmup longer than the schedule", change(["phases", 0, "num_warmup_steps"], 1500),
+     "phases[0].num_warmup_steps is 1500; expected at most num_train_steps (1000)"),
     ("continuous schedule with a warmup beyond the run", changes(
         change(["training", "learning_rate_schedule"], "continuous"), change(["phases", 0, "num_warmup_steps"], 500)),
      "phases[0].num_warmup_steps is 500; expected at most num_train_steps (360)"),

@@ -121,7 +121,8 @@ def nsp_export(tmp_path_factory):
         path.write_text(json.dumps({
             "checkpoint": f"results/x/{phase}/model.ckpt-{step}", "step": step, "instances": 321,
             "masked_lm_accuracy": accuracy, "masked_lm_loss": 2.5, "next_sentence_accuracy": 0.91,
-            "next_sentence_loss": 0.25, "loss": 2.75,
+            "next_sentence_loss": 0.25, "loss": 2.75, "masked_lm_baseline_accuracy": 0.0625,
+            "masked_lm_baseline_token": "the",
         }))
         evals.append(str(path))
     sidecar = root / "records.json"
@@ -316,7 +317,8 @@ def test_model_card_reports_training_corpus_and_evaluation(nsp_export):
     assert "# run" in card  # results/<run>/export is titled by the run
     for text in ("phase128", "phase512", "0 → 1,000 (1,000 steps)", "1,000 → 1,234 (234 steps)", "0.4321", "0.5678",
                  "0.9100", "98,765", "5,555", "7,654,321", "cased", f"{source['bert_config'].vocab_size} WordPiece",
-                 "AutoModelForPreTraining", "bert_model.ckpt", "global step 1,234"):
+                 "AutoModelForPreTraining", "bert_model.ckpt", "global step 1,234",
+                 "0.5678, 9.1x the baseline 0.0625 (always 'the')", "Trained from randomly initialised weights."):
         assert text in card, text
 
 

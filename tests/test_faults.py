@@ -45,7 +45,7 @@ from fault_helpers import (
     snakemake_command,
     write_small_config,
 )
-from workflow_helpers import REPO, fresh_clone, load_yaml, snakemake
+from workflow_helpers import REPO, demo_dag_config, fresh_clone, snakemake, write_yaml
 
 pytestmark = pytest.mark.faults
 
@@ -196,7 +196,8 @@ def test_make_demo_killed_as_a_whole_then_rerun(tmp_path, request):
     if full:
         # The real demo against demo_run, made in another directory with its own vocabulary.
         demo_run = request.getfixturevalue("demo_run")
-        config = load_yaml(os.path.join(workdir, "demo", "config.yaml"))
+        config = demo_dag_config(workdir)
+        write_yaml(os.path.join(workdir, "demo", "config.yaml"), config)  # the clone's `make demo` runs demo_run's DAG
         reference_dir, segment_ends = demo_run.run_dir, segment_ends_of(config)
         kill = KillPoint(Event("phase128/model.ckpt-150 appeared", file_exists("phase128/model.ckpt-150.index"), "training"),
                          rng.uniform(0.0, 3.0))

@@ -196,7 +196,7 @@ def refusal(tmp_path, monkeypatch, tokens, transformers, case):
     "case, expected",
     [
         ("neither layout", "is neither layout: expected Google's (bert_config.json"),
-        ("vocabulary size", f"vocab.txt has 1,001 tokens but {{source}}/config.json says vocab_size 1,000"),
+        ("vocabulary size", "vocab.txt has 1,001 tokens but {source}/config.json says vocab_size 1,000"),
         ("weights that do not fit their config",
          "bert/encoder/layer_1/intermediate/dense/kernel in {source}/bert_model.ckpt has shape [64, 256] but "
          "{source}/bert_config.json implies [64, 128]"),
@@ -302,7 +302,7 @@ def test_at_a_learning_rate_of_about_zero_a_google_gelu_source_stays_tanh_and_un
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["tf", "hf"])
 def test_continuing_at_a_normal_learning_rate_keeps_what_the_source_learned(clone, trained_source, transformers, layout):
-    from transformers_eval import transformers_heldout_metrics
+    from bert_pretraining.transformers_evaluation import transformers_heldout_metrics
 
     run, _ = run_workflow(clone, f"continue-{layout}", steps=10, learning_rate=1e-4,
                           init_from=os.path.join(trained_source, layout))

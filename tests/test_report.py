@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from workflow_helpers import snakemake
+from workflow_helpers import DEMO_DAG_CONFIGS, snakemake
 
 from bert_pretraining import report
 
@@ -247,7 +247,7 @@ def showing(report_html, result_path, out_html):
 def test_report_of_the_demo_run_shows_the_plots(demo_run, tmp_path):
     browser = chromium()
     workdir, run_dir = demo_run.workdir, demo_run.run_dir
-    built = snakemake(workdir, "--configfile", "demo/config.yaml", "--cores", "2",
+    built = snakemake(workdir, "--configfile", *DEMO_DAG_CONFIGS, "--cores", "2",
                       f"{os.path.relpath(run_dir, workdir)}/report/training_curves.svg", timeout=900)
     assert built.returncode == 0, built.stderr[-5000:]
     with open(f"{run_dir}/report/segments.html") as handle:
@@ -259,7 +259,7 @@ def test_report_of_the_demo_run_shows_the_plots(demo_run, tmp_path):
     assert "phase128" in evaluation and "phase512" in evaluation
 
     # --cores: rules/pretrain.smk reads workflow.cores (threads), which is unset without it.
-    made = snakemake(workdir, "--configfile", "demo/config.yaml", "--cores", "2", "--report", "report.html", timeout=900)
+    made = snakemake(workdir, "--configfile", *DEMO_DAG_CONFIGS, "--cores", "2", "--report", "report.html", timeout=900)
     assert made.returncode == 0, made.stderr[-5000:]
     report_html = os.path.join(workdir, "report.html")
     page = open(report_html, encoding="utf-8").read()

@@ -8,13 +8,14 @@ import time
 
 from bert_pretraining.settings import load_settings
 from bert_pretraining.status import format_status, run_status
-from workflow_helpers import REPO, write_yaml
+from workflow_helpers import DEMO_DAG_CONFIGS, REPO, write_yaml
 
 
 def demo_config(tmp_path):
     """The demo's settings with the results under tmp_path, and the config file that says so."""
     path = write_yaml(tmp_path / "config.yaml", {"results_dir": str(tmp_path / "results")})
-    return load_settings([os.path.join(REPO, "demo", "config.yaml"), str(path)], os.path.join(REPO, "config.yaml")), path
+    files = [os.path.join(REPO, config) for config in DEMO_DAG_CONFIGS]
+    return load_settings([*files, str(path)], os.path.join(REPO, "config.yaml")), path
 
 
 def touch_checkpoint(run, phase, step):
@@ -54,11 +55,22 @@ def test_in_progress_and_failed_segments(tmp_path):
     assert run_status(config)["segments"][1]["state"] == "failed"
 
 
+def test_held_out_accuracy_is_shown_beside_its_baseline(tmp_path):
+    config, _ = demo_config(tmp_path)
+    os.makedirs(f"{config.run_dir}/phase512")
+    with open(f"{config.run_dir}/phase512/eval.json", "w") as handle:
+        json.dump({"step": 360, "masked_lm_accuracy": 0.2, "masked_lm_baseline_accuracy": 0.05,
+                   "masked_lm_baseline_token": "the", "next_sentence_accuracy": 0.75}, handle)
+    text = format_status(run_status(config))
+    assert ("held-out phase512 (step 360): masked-LM accuracy 0.2000, 4.0x the baseline 0.0500 (always 'the'); "
+            "next-sentence accuracy 0.7500") in text
+
+
 def test_status_script_does_not_import_tensorflow(tmp_path):
     _, path = demo_config(tmp_path)
     probe = (
-        "import runpy, sys; sys.argv = ['status.py', '--configfile', 'demo/config.yaml', %r, '--json'];"
-        "runpy.run_path(%r, run_name='__main__')" % (str(path), os.path.join(REPO, "workflow/scripts/status.py"))
+        "import runpy, sys; sys.argv = ['status.py', '--configfile', *%r, %r, '--json'];"
+        "runpy.run_path(%r, run_name='__main__')" % (DEMO_DAG_CONFIGS, str(path), os.path.join(REPO, "workflow/scripts/status.py"))
     )
     checker = probe.replace("runpy.run_path", "import atexit; atexit.register(lambda: print('TF' if 'tensorflow' in sys.modules else 'NO_TF', file=sys.stderr)); runpy.run_path")
     result = subprocess.run([sys.executable, "-c", checker], capture_output=True, text=True, cwd=REPO)

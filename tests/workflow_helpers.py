@@ -9,6 +9,15 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAKEMAKE = os.path.join(os.path.dirname(sys.executable), "snakemake")
+# The demo's workflow with a tenth of its steps: what the tests that run the whole DAG run.
+DEMO_DAG_CONFIGS = ("demo/config.yaml", "tests/demo_dag.yaml")
+
+
+def demo_dag_config(repo_dir=REPO):
+    """demo/config.yaml with tests/demo_dag.yaml merged over it, as Snakemake merges them."""
+    from bert_pretraining.settings import load_config
+
+    return load_config([os.path.join(repo_dir, path) for path in DEMO_DAG_CONFIGS], workflow_config=None)
 
 
 def tracked_files():

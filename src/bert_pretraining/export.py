@@ -46,8 +46,9 @@ import socket
 import numpy as np
 
 from . import checkpoints
-from .errors import CheckpointError, WorkflowError
 from .bert_config import ACTIVATION_FUNCTIONS, GOOGLE_ACTIVATIONS, HF_ACTIVATIONS, LAYER_NORM_EPSILON, BertConfig, hf_name
+from .errors import CheckpointError, WorkflowError
+from .report import accuracy_against_baseline
 from .tokenization import (
     SPECIAL_TOKENS,
     case_mismatch_warning,
@@ -402,7 +403,14 @@ def model_card(
 
     evaluated = [row for row in rows if row.get("eval")]
     if evaluated:
-        lines += ["## Evaluation", "", "On the held-out records of each phase, at the phase's final checkpoint:", ""]
+        lines += [
+            "## Evaluation",
+            "",
+            "On the held-out records of each phase, at the phase's final checkpoint. The baseline is the accuracy of"
+            " always predicting the most frequent masked token of the training records: a model at the baseline has"
+            " learned token frequencies and nothing else.",
+            "",
+        ]
         header = "| phase | step | held-out instances | masked-LM accuracy | masked-LM loss |"
         rule = "| --- | --- | --- | --- | --- |"
         if use_next_sentence_prediction:
@@ -413,7 +421,7 @@ def model_card(
             result = row["eval"]
             line = (
                 f"| {row.get('name', '–')} | {_number(result.get('step'))} | {_number(result.get('instances'))} | "
-                f"{_number(result.get('masked_lm_accuracy'))} | {_number(result.get('masked_lm_loss'))} |"
+                f"{accuracy_against_baseline(result)} | {_number(result.get('masked_lm_loss'))} |"
             )
             if use_next_sentence_prediction:
                 line += (

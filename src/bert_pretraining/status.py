@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 
 from .checkpoints import list_checkpoints
+from .report import accuracy_against_baseline
 from .settings import Settings
 
 RUNNING_IF_LOG_CHANGED_WITHIN = 15 * 60  # seconds; a training log line is written at least this often
@@ -84,6 +85,12 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
     if latest and latest.get("steps_per_second"):
         eta = (run_last_step - max(newest_step, latest["step"])) / latest["steps_per_second"]
     finished = all(row["state"] == "done" for row in rows)
+    evaluations = {}
+    for phase in settings.phases:
+        path = os.path.join(run_dir, phase.name, "eval.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                evaluations[phase.name] = json.load(handle)
     return {
         "run_dir": run_dir,
         "finished": finished,
@@ -92,6 +99,7 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
         "segments": rows,
         "latest": latest,
         "eta_seconds": 0 if finished else eta,
+        "evaluations": evaluations,
     }
 
 
@@ -110,6 +118,11 @@ def format_status(status: dict) -> str:
         )
     if status["eta_seconds"] is not None:
         lines.append(f"estimated time to the end of training: {format_duration(status['eta_seconds'])}")
+    for phase, result in status["evaluations"].items():
+        line = f"held-out {phase} (step {result.get('step')}): masked-LM accuracy {accuracy_against_baseline(result)}"
+        if isinstance(result.get("next_sentence_accuracy"), (int, float)):
+            line += f"; next-sentence accuracy {result['next_sentence_accuracy']:.4f}"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -18,6 +18,12 @@ def main(argv=None):
     parser.add_argument("--bert_config_file", required=True)
     parser.add_argument("--input_file", required=True, help="held-out records: comma-separated paths or globs")
     parser.add_argument("--records_sidecar", help="records.json to check the flags against")
+    parser.add_argument(
+        "--training_file", default="",
+        help="training records (comma-separated paths or globs): the baseline, the accuracy of always predicting "
+        "their most frequent masked token, is reported beside the model's",
+    )
+    parser.add_argument("--vocab_file", help="vocab.txt, to name the baseline's token")
     add_setting_flags(parser, EVALUATION_FLAGS)
     parser.add_argument("--output", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
@@ -28,6 +34,7 @@ def main(argv=None):
     from bert_pretraining.inputs import expand_input_files
     from bert_pretraining.modeling import BertConfig
     from bert_pretraining.tfrecords import check_records_sidecar
+    from bert_pretraining.tokenization import read_vocabulary
 
     if args.records_sidecar:
         check_records_sidecar(
@@ -43,6 +50,8 @@ def main(argv=None):
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
         use_next_sentence_prediction=args.use_next_sentence_prediction,
+        training_files=expand_input_files(args.training_file) if args.training_file else (),
+        tokens=read_vocabulary(args.vocab_file) if args.vocab_file else None,
     )
     temporary = f"{args.output}.tmp-{os.getpid()}"
     with open(temporary, "w", encoding="utf-8") as handle:
