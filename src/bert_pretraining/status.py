@@ -15,7 +15,7 @@ import time
 from datetime import timedelta
 
 from .checkpoints import list_checkpoints
-from .report import accuracy_against_baseline
+from .report import accuracy_against_baseline, read_json
 from .settings import Settings
 
 RUNNING_IF_LOG_CHANGED_WITHIN = 15 * 60  # seconds; a training log line is written at least this often
@@ -87,10 +87,9 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
     finished = all(row["state"] == "done" for row in rows)
     evaluations = {}
     for phase in settings.phases:
-        path = os.path.join(run_dir, phase.name, "eval.json")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                evaluations[phase.name] = json.load(handle)
+        result = read_json(os.path.join(run_dir, phase.name, "eval.json"))
+        if result is not None:
+            evaluations[phase.name] = result
     return {
         "run_dir": run_dir,
         "finished": finished,
