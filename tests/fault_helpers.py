@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from bert_pretraining.corpus import file_sha256
+from bert_pretraining.files import file_sha256
 from checkpoint_helpers import read_all_tensors
 from workflow_helpers import SNAKEMAKE, load_yaml, write_yaml
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bert_pretraining.corpus import (
-    AtomicFile,
     choose_heldout,
     expand_patterns,
     iter_documents,
@@ -18,6 +17,7 @@ from bert_pretraining.corpus import (
     shard_name,
 )
 from bert_pretraining.errors import ConfigError, CorpusError
+from bert_pretraining.files import AtomicFile
 from bert_pretraining.progress import Progress, format_duration
 
 SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "shard_corpus.py"

@@ -159,7 +159,7 @@ def test_outputs_are_group_shared_not_world_writable(tmp_path):
 
 def file_digests(directory, parts):
     """{relative path: SHA-256} of every file under the given parts of a run directory."""
-    from bert_pretraining.corpus import file_sha256
+    from bert_pretraining.files import file_sha256
 
     digests = {}
     for part in parts:

@@ -24,6 +24,7 @@ import math
 import re
 
 from bert_pretraining.errors import ConfigError
+from bert_pretraining.files import AtomicFile
 
 # Ours -> the function it computes.
 ACTIVATION_FUNCTIONS = {
@@ -158,7 +159,7 @@ class BertConfig:
         values = self.to_dict()
         if google_names:
             values["hidden_act"] = GOOGLE_ACTIVATIONS[self.hidden_act]
-        with open(path, "w", encoding="utf-8") as stream:
+        with AtomicFile(path) as stream:
             stream.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
 
     @property

@@ -21,7 +21,6 @@ Conventions, documented because they differ in small ways from Google's code:
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
 import os
 import random
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from .errors import ConfigError, CorpusError
+from .files import AtomicFile
 from .progress import Progress
 
 log = logging.getLogger(__name__)
@@ -37,89 +37,6 @@ log = logging.getLogger(__name__)
 # are written in several passes over the input (file-descriptor limits are
 # often 1024 on cluster nodes).
 MAX_OPEN_SHARDS = 256
-
-
-# --------------------------------------------------------------------------
-# Atomic output files
-# --------------------------------------------------------------------------
-
-
-class AtomicFile:
-    """A file written under a temporary name and renamed into place on commit.
-
-    The temporary file lives in the same directory as the target, so the final
-    ``os.replace`` is atomic: a job killed half-way leaves no half-written file
-    under the final name, and an existing file is only replaced by a complete
-    one. Used as a context manager it commits on success and discards on error.
-    """
-
-    def __init__(self, path: str, mode: str = "w"):
-        if mode not in ("w", "wb"):
-            raise ValueError(f"AtomicFile mode must be 'w' or 'wb', not {mode!r}")
-        self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        self.temp_path = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-        if mode == "w":
-            # newline="\n": the same bytes on every platform (determinism).
-            self.file = open(self.temp_path, "w", encoding="utf-8", newline="\n")
-        else:
-            self.file = open(self.temp_path, "wb")
-        self._done = False
-
-    def write(self, data) -> int:
-        return self.file.write(data)
-
-    def close(self) -> None:
-        """Finish writing (flush to disk) without renaming yet."""
-        if not self.file.closed:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-
-    def commit(self) -> None:
-        """Close and move the complete file to its final name."""
-        if self._done:
-            return
-        self.close()
-        os.replace(self.temp_path, self.path)
-        self._done = True
-
-    def discard(self) -> None:
-        """Close and delete the temporary file; the final name is untouched."""
-        if self._done:
-            return
-        if not self.file.closed:
-            self.file.close()
-        try:
-            os.remove(self.temp_path)
-        except FileNotFoundError:
-            pass
-        self._done = True
-
-    def __enter__(self) -> "AtomicFile":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
-
-
-def file_sha256(path: str) -> str:
-    """Hex SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file."""
-    with AtomicFile(path, "w") as out:
-        out.write(text)
 
 
 # --------------------------------------------------------------------------

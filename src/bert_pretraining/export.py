@@ -36,7 +36,6 @@ place at the end, so a failed or killed export leaves no half-written result.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -48,6 +47,7 @@ import numpy as np
 from . import checkpoints
 from .bert_config import ACTIVATION_FUNCTIONS, GOOGLE_ACTIVATIONS, HF_ACTIVATIONS, LAYER_NORM_EPSILON, BertConfig, hf_name
 from .errors import CheckpointError, WorkflowError
+from .files import read_json_object, write_json
 from .report import accuracy_against_baseline
 from .tokenization import (
     SPECIAL_TOKENS,
@@ -200,11 +200,6 @@ def _special_tokens_map() -> dict:
     }
 
 
-def _write_json(path: str, content: dict) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
-
-
 def write_hf_model(
     directory: str,
     tensors: dict[str, np.ndarray],
@@ -224,7 +219,7 @@ def write_hf_model(
 
     os.makedirs(directory)
     pad_token_id = tokens.index("[PAD]")
-    _write_json(os.path.join(directory, "config.json"), hf_config(config, use_next_sentence_prediction, pad_token_id))
+    write_json(os.path.join(directory, "config.json"), hf_config(config, use_next_sentence_prediction, pad_token_id))
     state = hf_state_dict(tensors, use_next_sentence_prediction)
     # "format": "pt" is what Transformers checks to load the file as PyTorch weights.
     save_file(state, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
@@ -232,7 +227,7 @@ def write_hf_model(
     write_vocabulary(os.path.join(directory, "vocab.txt"), tokens)
     with open(os.path.join(directory, "tokenizer.json"), "w", encoding="utf-8") as handle:
         handle.write(hf_tokenizer_json(tokens, do_lower_case) + "\n")
-    _write_json(
+    write_json(
         os.path.join(directory, "tokenizer_config.json"),
         {
             "tokenizer_class": "BertTokenizer",
@@ -246,7 +241,7 @@ def write_hf_model(
             **_special_tokens_map(),
         },
     )
-    _write_json(os.path.join(directory, "special_tokens_map.json"), _special_tokens_map())
+    write_json(os.path.join(directory, "special_tokens_map.json"), _special_tokens_map())
     return sorted(state)
 
 
@@ -255,17 +250,6 @@ def write_hf_model(
 # --------------------------------------------------------------------------
 
 
-def _read_json(path: str, what: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            content = json.load(handle)
-    except FileNotFoundError:
-        raise WorkflowError(f"{path}: {what} does not exist") from None
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise WorkflowError(f"{path}: {what} is not readable JSON ({error})") from None
-    if not isinstance(content, dict):
-        raise WorkflowError(f"{path}: {what} must be a JSON object")
-    return content
 
 
 def _number(value, digits=4):
@@ -608,8 +592,8 @@ def export_model(
             f"{vocab_file} has {len(tokens):,} tokens but {bert_config_file} says vocab_size {config.vocab_size:,}; "
             "expected the vocabulary the model was trained with"
         )
-    evaluations = [(path, _read_json(path, "evaluation result")) for path in eval_files]
-    sidecars = [(path, _read_json(path, "records sidecar")) for path in dict.fromkeys(records_sidecars)]
+    evaluations = [(path, read_json_object(path, "evaluation result", WorkflowError)) for path in eval_files]
+    sidecars = [(path, read_json_object(path, "records sidecar", WorkflowError)) for path in dict.fromkeys(records_sidecars)]
     do_lower_case = _resolve_casing(do_lower_case, sidecars)
     warning = case_mismatch_warning(tokens, do_lower_case)
     if warning:

@@ -18,6 +18,8 @@ import os
 from datetime import timedelta
 from statistics import median
 
+from .files import read_json
+
 # Colours of the phases in every plot (phase 1, phase 2, ...).
 PHASE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
@@ -71,13 +73,6 @@ def read_benchmark(path: str) -> dict | None:
         except (TypeError, ValueError):
             result[key] = value
     return result
-
-
-def read_json(path: str) -> dict | None:
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 # ---------------------------------------------------------------------------

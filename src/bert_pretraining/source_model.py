@@ -39,6 +39,7 @@ from .bert_config import (
     variable_shapes,
 )
 from .errors import ConfigError, VocabularyError
+from .files import read_json_object
 
 GOOGLE = "Google's release layout"
 TRANSFORMERS = "a Transformers BERT directory"
@@ -142,7 +143,7 @@ def _inspect_google(directory: str, key: str) -> SourceModel:
 
 def _inspect_transformers(directory: str, key: str) -> SourceModel:
     config_file = os.path.join(directory, "config.json")
-    written = _read_json(config_file, key)
+    written = read_json_object(config_file, f"{key}: JSON file", ConfigError)
     if written.get("model_type", "bert") != "bert":
         raise ConfigError(f"{key}: {config_file} has model_type {written['model_type']!r}; expected 'bert'")
     if written.get("position_embedding_type", "absolute") != "absolute":
@@ -185,15 +186,6 @@ def _config_or_error(build, key, path):
         raise ConfigError(f"{key}: {path}: {error}") from None
 
 
-def _read_json(path: str, key: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            content = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{key}: {path} is not readable JSON: {error}") from None
-    if not isinstance(content, dict):
-        raise ConfigError(f"{key}: {path} holds a {type(content).__name__}; expected a JSON object")
-    return content
 
 
 def _read_vocab_txt(path: str, key: str) -> list[str]:
@@ -208,7 +200,7 @@ def _read_vocab_txt(path: str, key: str) -> list[str]:
 def _tokens_from_tokenizer_json(path: str, key: str) -> list[str]:
     from .tokenization import check_special_tokens
 
-    model = _read_json(path, key).get("model") or {}
+    model = read_json_object(path, f"{key}: JSON file", ConfigError).get("model") or {}
     vocab = model.get("vocab")
     if model.get("type") != "WordPiece" or not isinstance(vocab, dict):
         raise ConfigError(f"{key}: {path} is not a WordPiece tokenizer; expected BERT's (or a vocab.txt beside it)")
@@ -225,12 +217,12 @@ def _tokens_from_tokenizer_json(path: str, key: str) -> list[str]:
 def _casing_from_transformers(directory: str, key: str) -> tuple[bool | None, str]:
     tokenizer_config = os.path.join(directory, "tokenizer_config.json")
     if os.path.isfile(tokenizer_config):
-        value = _read_json(tokenizer_config, key).get("do_lower_case")
+        value = read_json_object(tokenizer_config, f"{key}: JSON file", ConfigError).get("do_lower_case")
         if isinstance(value, bool):
             return value, "do_lower_case in tokenizer_config.json"
     tokenizer_json = os.path.join(directory, "tokenizer.json")
     if os.path.isfile(tokenizer_json):
-        normalizer = _read_json(tokenizer_json, key).get("normalizer") or {}
+        normalizer = read_json_object(tokenizer_json, f"{key}: JSON file", ConfigError).get("normalizer") or {}
         if isinstance(normalizer.get("lowercase"), bool):
             return normalizer["lowercase"], "the normalizer of tokenizer.json"
     return None, ""

@@ -15,7 +15,8 @@ import time
 from datetime import timedelta
 
 from .checkpoints import list_checkpoints
-from .report import accuracy_against_baseline, read_json
+from .files import read_json
+from .report import accuracy_against_baseline
 from .settings import Settings
 
 RUNNING_IF_LOG_CHANGED_WITHIN = 15 * 60  # seconds; a training log line is written at least this often

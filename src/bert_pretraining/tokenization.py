@@ -28,7 +28,8 @@ from tokenizers.normalizers import BertNormalizer
 from tokenizers.pre_tokenizers import BertPreTokenizer
 from tokenizers.trainers import WordPieceTrainer
 
-from .corpus import AtomicFile, file_sha256, read_lines
+from .corpus import read_lines
+from .files import AtomicFile, file_sha256
 from .errors import CorpusError, VocabularyError
 from .progress import DEFAULT_INTERVAL, Progress, format_duration
 from .settings import setting_schema

@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bert_pretraining.cli import setup_logging
 from bert_pretraining.errors import run_main
+from bert_pretraining.files import write_json
 from bert_pretraining.job_flags import EVALUATION_FLAGS, add_setting_flags
 
 
@@ -53,10 +54,7 @@ def main(argv=None):
         training_files=expand_input_files(args.training_file) if args.training_file else (),
         tokens=read_vocabulary(args.vocab_file) if args.vocab_file else None,
     )
-    temporary = f"{args.output}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2)
-    os.replace(temporary, args.output)
+    write_json(args.output, result)
     print(json.dumps(result, indent=2))
     return 0
 

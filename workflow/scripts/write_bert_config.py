@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import os
 import sys
 
 from bert_pretraining.errors import run_main
@@ -20,9 +19,7 @@ def main(argv=None):
     with open(args.vocab, encoding="utf-8") as handle:
         vocab_size = sum(1 for _ in handle)
     config = BertConfig.from_dict({"vocab_size": vocab_size, **json.loads(args.model)})
-    temporary = f"{args.output}.tmp-{os.getpid()}"
-    config.to_json_file(temporary)
-    os.replace(temporary, args.output)
+    config.to_json_file(args.output)
     print(f"wrote {args.output}: vocab_size {vocab_size}")
     return 0
 
