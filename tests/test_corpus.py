@@ -10,14 +10,13 @@ import pytest
 
 from bert_pretraining.corpus import (
     choose_heldout,
-    expand_patterns,
     iter_documents,
     read_lines,
     shard_corpus,
     shard_name,
 )
 from bert_pretraining.errors import ConfigError, CorpusError
-from bert_pretraining.files import AtomicFile
+from bert_pretraining.files import AtomicFile, expand_patterns
 from bert_pretraining.progress import Progress, format_duration
 
 SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "shard_corpus.py"
@@ -62,13 +61,24 @@ def test_missing_file_is_a_corpus_error(tmp_path):
 def test_expand_patterns_sorts_and_names_an_unmatched_pattern(tmp_path):
     for name in ("b.txt", "a.txt", "c.txt"):
         (tmp_path / name).write_text("x\n")
-    files = expand_patterns([str(tmp_path / "*.txt"), str(tmp_path / "a.txt")])
+    (tmp_path / "dir.txt").mkdir()  # a directory is not an input file
+    files = expand_patterns([str(tmp_path / "*.txt"), str(tmp_path / "a.txt")], "--input")
     assert files == sorted(files) and len(files) == 3
-    with pytest.raises(CorpusError, match=r"--input: the pattern '.*nothing\*\.txt' matches no file"):
-        expand_patterns([str(tmp_path / "nothing*.txt")])
+    with pytest.raises(CorpusError, match=r"--input: the pattern '.*nothing\*\.txt' matches no file.*; expected text"):
+        expand_patterns([str(tmp_path / "nothing*.txt")], "--input", what="text", error=CorpusError)
     literal = tmp_path / "report[2020].txt"
     literal.write_text("x\n")
-    assert expand_patterns([str(literal)]) == [str(literal)]
+    assert expand_patterns([str(literal)], "--input") == [str(literal)]
+
+
+def test_expand_patterns_splits_a_comma_separated_flag(tmp_path):
+    for name in ("b.txt", "a.txt"):
+        (tmp_path / name).write_text("x\n")
+    assert expand_patterns(f"{tmp_path / 'b.txt'}, {tmp_path / 'a*'},", "--input_file") == [
+        str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
+    ]
+    with pytest.raises(ConfigError, match="--input_file is empty; expected records"):
+        expand_patterns(" , ", "--input_file", what="records", error=ConfigError)
 
 
 # --- sharding ---------------------------------------------------------------
@@ -210,4 +220,7 @@ def test_progress_writes_plain_lines_with_eta():
 
 def test_format_duration():
     assert format_duration(45) == "0:00:45"
-    assert format_duration(90061) == "25:01:01"
+    assert format_duration(90061) == "25:01:01"  # hours are not wrapped into days
+    assert format_duration(59.6) == "0:01:00"
+    assert format_duration(None) == format_duration(float("nan")) == format_duration(float("inf")) == "unknown"
+    assert format_duration(None, unknown="") == ""

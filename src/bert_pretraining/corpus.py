@@ -20,7 +20,6 @@ Conventions, documented because they differ in small ways from Google's code:
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import random
@@ -37,34 +36,6 @@ log = logging.getLogger(__name__)
 # are written in several passes over the input (file-descriptor limits are
 # often 1024 on cluster nodes).
 MAX_OPEN_SHARDS = 256
-
-
-# --------------------------------------------------------------------------
-# Input files
-# --------------------------------------------------------------------------
-
-
-def expand_patterns(patterns: Iterable[str], flag: str = "--input") -> list[str]:
-    """The regular files matched by the glob ``patterns``, sorted and deduplicated.
-
-    A pattern that matches no file is an error naming the pattern: a typo in a
-    corpus path must not silently shrink the corpus.
-    """
-    files: set[str] = set()
-    for pattern in patterns:
-        if os.path.isfile(pattern):
-            # A literal path is taken as is, even if it contains glob
-            # characters such as "[" (Snakemake passes file names).
-            files.add(pattern)
-            continue
-        matched = [path for path in glob.glob(pattern) if os.path.isfile(path)]
-        if not matched:
-            raise CorpusError(
-                f"{flag}: the pattern {pattern!r} matches no file "
-                f"(working directory {os.getcwd()}); expected plain-text corpus files"
-            )
-        files.update(matched)
-    return sorted(files)
 
 
 def read_lines(path: str) -> Iterator[tuple[int, str]]:

@@ -1,4 +1,4 @@
-"""Files written whole or not at all, their digests, and JSON files.
+"""Input files named by glob patterns; files written whole or not at all, their digests, and JSON files.
 
 Every output of the workflow that a killed job could leave half-written goes
 through ``AtomicFile``: records, vocabularies, sidecars, configs, evaluations.
@@ -6,10 +6,49 @@ through ``AtomicFile``: records, vocabularies, sidecars, configs, evaluations.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+from typing import Iterable
 
+from .errors import WorkflowError
+
+
+def expand_patterns(
+    patterns: str | Iterable[str],
+    flag: str,
+    *,
+    what: str = "",
+    error: type[Exception] = WorkflowError,
+) -> list[str]:
+    """The regular files matched by glob ``patterns``, sorted and deduplicated.
+
+    ``patterns`` is a list, or one string of comma-separated patterns (Google's
+    ``--input_file``). A pattern that matches no file, or no pattern at all, is
+    ``error`` naming ``flag``, the pattern and ``what`` files were expected: a
+    typo in a path must not silently shrink the input.
+    """
+    if isinstance(patterns, str):
+        patterns = patterns.split(",")
+    patterns = [pattern.strip() for pattern in patterns if pattern.strip()]
+    expected = f"; expected {what}" if what else ""
+    if not patterns:
+        raise error(f"{flag} is empty{expected}")
+    files: set[str] = set()
+    for pattern in patterns:
+        if os.path.isfile(pattern):
+            # A literal path is taken as is, even if it contains glob
+            # characters such as "[" (Snakemake passes file names).
+            files.add(pattern)
+            continue
+        matched = [path for path in glob.glob(pattern) if os.path.isfile(path)]
+        if not matched:
+            raise error(
+                f"{flag}: the pattern {pattern!r} matches no file (working directory {os.getcwd()}){expected}"
+            )
+        files.update(matched)
+    return sorted(files)
 
 
 class AtomicFile:

@@ -12,11 +12,10 @@ with exactly the next batch.
 
 from __future__ import annotations
 
-import glob
-
 import tensorflow as tf
 
 from .errors import RecordsError
+from .files import expand_patterns
 from .record_shares import batches_per_epoch, files_for_rank, rank_records
 from .tfrecords import feature_spec
 
@@ -32,20 +31,9 @@ def parse_spec(max_seq_length: int, max_predictions_per_seq: int) -> dict:
     }
 
 
-def expand_input_files(input_file: str) -> list[str]:
-    """Google's --input_file: comma-separated paths or globs, sorted, each must match."""
-    files: list[str] = []
-    for pattern in input_file.split(","):
-        pattern = pattern.strip()
-        if not pattern:
-            continue
-        matched = sorted(glob.glob(pattern))
-        if not matched:
-            raise RecordsError(f"--input_file: {pattern} matches no record file")
-        files.extend(matched)
-    if not files:
-        raise RecordsError("--input_file is empty; expected record files (comma-separated paths or globs)")
-    return files
+def expand_input_files(input_file: str, flag: str = "--input_file") -> list[str]:
+    """Google's --input_file: comma-separated paths or globs of record files, each must match."""
+    return expand_patterns(input_file, flag, what="record files (comma-separated paths or globs)", error=RecordsError)
 
 
 def pretraining_dataset(

@@ -9,6 +9,7 @@ log file, where a redrawn bar would be noise, so a plain line is written every
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Callable, TextIO
@@ -16,9 +17,15 @@ from typing import Callable, TextIO
 DEFAULT_INTERVAL = 30.0
 
 
-def format_duration(seconds: float) -> str:
-    """0:00:45, 1:02:03: hours are not wrapped into days (jobs run for days)."""
-    seconds = max(0, int(seconds))
+def format_duration(seconds: float | None, unknown: str = "unknown") -> str:
+    """0:00:45, 25:01:01: hours are not wrapped into days (jobs run for days).
+
+    ``unknown`` stands for a duration that is not a finite number (None, NaN,
+    infinity: no throughput yet), e.g. "" for an empty table cell.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return unknown
+    seconds = int(round(max(0.0, seconds)))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 

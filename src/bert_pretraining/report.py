@@ -15,10 +15,10 @@ import html
 import json
 import math
 import os
-from datetime import timedelta
 from statistics import median
 
 from .files import read_json
+from .progress import format_duration
 
 # Colours of the phases in every plot (phase 1, phase 2, ...).
 PHASE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -80,12 +80,6 @@ def read_benchmark(path: str) -> dict | None:
 # ---------------------------------------------------------------------------
 
 
-def format_duration(seconds) -> str:
-    if not isinstance(seconds, (int, float)) or seconds != seconds:
-        return ""
-    return str(timedelta(seconds=int(round(max(0.0, seconds)))))
-
-
 def _median(values):
     values = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
     return median(values) if values else None
@@ -113,7 +107,7 @@ def segment_rows(metrics: list[dict], segments: list[dict]) -> list[dict]:
             "phase": phase,
             "segment": f"{start}-{end}",
             "steps": end - start,
-            "wall time": format_duration(wall),
+            "wall time": format_duration(wall, unknown=""),
             "wall seconds": wall,
             "max RSS (MB)": bench.get("max_rss") if bench else None,
             "sequences/s": _median([r.get("sequences_per_second") for r in lines]),
@@ -229,7 +223,7 @@ def job_rows(benchmarks_dir: str) -> list[dict]:
                 continue
             rows.append({
                 "job": os.path.relpath(path, benchmarks_dir)[: -len(".tsv")],
-                "wall time": format_duration(bench.get("s")),
+                "wall time": format_duration(bench.get("s"), unknown=""),
                 "wall seconds": bench.get("s"),
                 "max RSS (MB)": bench.get("max_rss"),
                 "CPU seconds": bench.get("cpu_time"),

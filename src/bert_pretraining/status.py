@@ -12,21 +12,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import timedelta
 
 from .checkpoints import list_checkpoints
 from .files import read_json
+from .progress import format_duration
 from .report import accuracy_against_baseline
 from .settings import Settings
 
 RUNNING_IF_LOG_CHANGED_WITHIN = 15 * 60  # seconds; a training log line is written at least this often
-
-
-def format_duration(seconds: float | None) -> str:
-    """Seconds as d days, h:mm:ss ("unknown" for None or NaN)."""
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "unknown"
-    return str(timedelta(seconds=int(max(0, seconds))))
 
 
 def _last_json_line(path: str) -> dict | None:

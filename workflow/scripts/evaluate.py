@@ -51,7 +51,7 @@ def main(argv=None):
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
         use_next_sentence_prediction=args.use_next_sentence_prediction,
-        training_files=expand_input_files(args.training_file) if args.training_file else (),
+        training_files=expand_input_files(args.training_file, "--training_file") if args.training_file else (),
         tokens=read_vocabulary(args.vocab_file) if args.vocab_file else None,
     )
     write_json(args.output, result)

@@ -11,8 +11,9 @@ See bert_pretraining.corpus.shard_corpus for the (deterministic) assignment.
 import argparse
 import logging
 
-from bert_pretraining.corpus import expand_patterns, shard_corpus
-from bert_pretraining.errors import run_main
+from bert_pretraining.corpus import shard_corpus
+from bert_pretraining.errors import CorpusError, run_main
+from bert_pretraining.files import expand_patterns
 
 log = logging.getLogger("shard_corpus")
 
@@ -31,7 +32,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    files = expand_patterns(args.input, flag="--input")
+    files = expand_patterns(args.input, "--input", what="plain-text corpus files", error=CorpusError)
     log.info("%d input files", len(files))
     summary = shard_corpus(files, args.output_dir, args.num_shards, args.heldout_fraction, args.seed)
     log.info(
