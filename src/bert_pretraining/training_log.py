@@ -18,7 +18,7 @@ import time
 import tensorflow as tf
 
 from .flops import flops_per_sequence, peak_tflops
-from .status import format_duration
+from .progress import format_duration
 
 log = logging.getLogger("bert_pretraining.training")
 

@@ -20,7 +20,7 @@ import argparse
 import logging
 import sys
 
-from bert_pretraining.corpus import expand_patterns
+from bert_pretraining.files import expand_patterns
 from bert_pretraining.errors import run_main
 from bert_pretraining.instances import InstanceOptions, create_pretraining_data
 
