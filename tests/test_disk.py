@@ -4,7 +4,8 @@
 import numpy as np
 import pytest
 
-from bert_pretraining.disk import estimate_disk, parameter_count
+from bert_pretraining.bert_config import parameter_count
+from bert_pretraining.disk import estimate_disk
 from bert_pretraining.settings import ModelSettings, load_settings
 from workflow_helpers import REPO
 
@@ -19,8 +20,14 @@ def test_parameter_count_matches_the_model(nsp):
         initializer_range=0.02, use_next_sentence_prediction=nsp,
     )
     bert = BertPretrainer(BertConfig(vocab_size=99, **model.bert_config()), use_next_sentence_prediction=nsp)
-    actual = sum(int(np.prod(v.shape)) for v in bert.variables_by_name.values())
-    assert parameter_count(model, 99) == actual
+    variables = bert.variables_by_name
+    actual = sum(int(np.prod(v.shape)) for v in variables.values())
+    config = BertConfig(vocab_size=99, **model.bert_config())
+    assert parameter_count(config, nsp) == actual
+    # The Transformers export leaves out the pooler only when nothing trained it.
+    pooler = sum(int(np.prod(v.shape)) for name, v in variables.items() if name.startswith("bert/pooler/"))
+    assert pooler == 32 * 32 + 32
+    assert parameter_count(config, nsp, untrained_pooler=False) == actual - (0 if nsp else pooler)
 
 
 def test_production_estimate(monkeypatch):

@@ -268,6 +268,26 @@ def variable_shapes(config, use_next_sentence_prediction):
     return shapes
 
 
+def parameter_count(config, use_next_sentence_prediction, *, untrained_pooler=True):
+    """The model's parameters: the sizes of its variables in ``variable_shapes``.
+
+    Without next-sentence prediction the model still has a pooler (the
+    checkpoints and tf/ hold it) that nothing trains; ``untrained_pooler=False``
+    leaves it out, as the Transformers export does.
+    """
+    shapes = variable_shapes(config, use_next_sentence_prediction)
+    return sum(
+        math.prod(shape)
+        for name, (_, shape) in shapes.items()
+        if untrained_pooler or use_next_sentence_prediction or not name.startswith("bert/pooler/")
+    )
+
+
+def hf_architecture(use_next_sentence_prediction):
+    """The Transformers class of the model: with its next-sentence head or without."""
+    return "BertForPreTraining" if use_next_sentence_prediction else "BertForMaskedLM"
+
+
 def head_of(name):
     """The pretraining head a variable belongs to, or None for the encoder."""
     for head, prefixes in HEADS.items():

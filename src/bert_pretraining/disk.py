@@ -13,27 +13,19 @@ from __future__ import annotations
 
 import os
 
-from .settings import ModelSettings, Settings, corpus_files
+from .bert_config import BertConfig, parameter_count
+from .settings import Settings, corpus_files
 
 # Measured on the demo corpus (make demo): bytes of records per corpus byte per dupe.
 RECORD_BYTES_PER_CORPUS_BYTE = {128: 3.2, 512: 6.6}
 BYTES_PER_PARAMETER_IN_CHECKPOINT = 12  # weight + adam_m + adam_v, float32
 
 
-def parameter_count(model: ModelSettings, vocab_size: int) -> int:
-    """Parameters of BertPretrainer (Google's BERT with its pretraining heads)."""
-    h, i, layers = model.hidden_size, model.intermediate_size, model.num_hidden_layers
-    embeddings = (vocab_size + model.max_position_embeddings + model.type_vocab_size) * h + 2 * h
-    layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
-    pooler = h * h + h
-    mlm_head = h * h + h + 2 * h + vocab_size
-    nsp_head = 2 * h + 2 if model.use_next_sentence_prediction else 0
-    return embeddings + layers * layer + pooler + mlm_head + nsp_head
-
-
 def estimate_disk(settings: Settings, vocab_size: int | None = None) -> dict:
     """Bytes for records, checkpoints and the corpus shards, with the counts behind them."""
-    parameters = parameter_count(settings.model, vocab_size or settings.vocabulary.size)
+    model = settings.model
+    config = BertConfig(vocab_size=vocab_size or settings.vocabulary.size, **model.bert_config())
+    parameters = parameter_count(config, model.use_next_sentence_prediction)  # the checkpoint holds every variable
     checkpoint = parameters * BYTES_PER_PARAMETER_IN_CHECKPOINT
     kept_checkpoints = len(settings.segments) + settings.training.keep_checkpoints * len(settings.phases)
     corpus = sum(os.path.getsize(path) for path in corpus_files(settings))

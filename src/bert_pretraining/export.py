@@ -45,11 +45,12 @@ import socket
 import numpy as np
 
 from . import checkpoints
-from .bert_config import ACTIVATION_FUNCTIONS, GOOGLE_ACTIVATIONS, HF_ACTIVATIONS, LAYER_NORM_EPSILON, BertConfig, hf_name
+from .bert_config import HF_ACTIVATIONS, LAYER_NORM_EPSILON, BertConfig, head_of, hf_architecture, hf_name
 from .errors import CheckpointError, WorkflowError
 from .files import read_json_object, write_json
-from .report import accuracy_against_baseline
+from .model_card import model_card
 from .tokenization import (
+    SPECIAL_TOKEN_ROLES,
     SPECIAL_TOKENS,
     case_mismatch_warning,
     read_vocabulary,
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 TF_CHECKPOINT_NAME = "bert_model.ckpt"
 NSP_WEIGHTS = "cls/seq_relationship/output_weights"
 
+
 def hf_state_dict(tensors: dict[str, np.ndarray], use_next_sentence_prediction: bool) -> dict[str, np.ndarray]:
     """The safetensors content for hf/, from Google-named float32 arrays.
 
@@ -70,15 +72,11 @@ def hf_state_dict(tensors: dict[str, np.ndarray], use_next_sentence_prediction: 
     """
     state = {}
     for name, value in tensors.items():
-        if not use_next_sentence_prediction and name.startswith(("bert/pooler/", "cls/seq_relationship/")):
+        if not use_next_sentence_prediction and head_of(name) == "next-sentence head":
             continue
         key, transpose = hf_name(name)
         state[key] = np.ascontiguousarray(value.T if transpose else value, dtype=np.float32)
     return state
-
-
-def hf_architecture(use_next_sentence_prediction: bool) -> str:
-    return "BertForPreTraining" if use_next_sentence_prediction else "BertForMaskedLM"
 
 
 def hf_config(config: BertConfig, use_next_sentence_prediction: bool, pad_token_id: int) -> dict:
@@ -181,23 +179,14 @@ def hf_tokenizer_json(tokens: list[str], do_lower_case: bool) -> str:
     vocab = {token: index for index, token in enumerate(tokens)}
     tokenizer = tokenizer_from_vocab(vocab, do_lower_case)
     tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS])
+    cls, sep = SPECIAL_TOKEN_ROLES["cls_token"], SPECIAL_TOKEN_ROLES["sep_token"]
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS]:0 $A:0 [SEP]:0",
-        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])],
     )
     tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     return tokenizer.to_str(pretty=True)
-
-
-def _special_tokens_map() -> dict:
-    return {
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
-    }
 
 
 def write_hf_model(
@@ -218,7 +207,7 @@ def write_hf_model(
         ) from error
 
     os.makedirs(directory)
-    pad_token_id = tokens.index("[PAD]")
+    pad_token_id = tokens.index(SPECIAL_TOKEN_ROLES["pad_token"])
     write_json(os.path.join(directory, "config.json"), hf_config(config, use_next_sentence_prediction, pad_token_id))
     state = hf_state_dict(tensors, use_next_sentence_prediction)
     # "format": "pt" is what Transformers checks to load the file as PyTorch weights.
@@ -238,257 +227,11 @@ def write_hf_model(
             "tokenize_chinese_chars": True,
             "model_max_length": config.max_position_embeddings,
             "clean_up_tokenization_spaces": True,
-            **_special_tokens_map(),
+            **SPECIAL_TOKEN_ROLES,
         },
     )
-    write_json(os.path.join(directory, "special_tokens_map.json"), _special_tokens_map())
+    write_json(os.path.join(directory, "special_tokens_map.json"), SPECIAL_TOKEN_ROLES)
     return sorted(state)
-
-
-# --------------------------------------------------------------------------
-# Model card
-# --------------------------------------------------------------------------
-
-
-
-
-def _number(value, digits=4):
-    if isinstance(value, bool) or value is None:
-        return "–"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _phase_rows(phases: list[dict], evaluations: list[tuple[str, dict]]) -> list[dict]:
-    """One row per phase: its plan (when known) and its evaluation (when given).
-
-    An eval.json belongs to the phase named by its directory
-    (``results/<run>/<phase>/eval.json``); without a plan, the evaluations
-    in the order given are the phases.
-    """
-    by_name = {os.path.basename(os.path.dirname(os.path.abspath(path))): result for path, result in evaluations}
-    rows = []
-    if phases:
-        for phase in phases:
-            rows.append({**phase, "eval": by_name.get(phase.get("name"))})
-        named = {phase.get("name") for phase in phases}
-        for path, result in evaluations:
-            name = os.path.basename(os.path.dirname(os.path.abspath(path)))
-            if name not in named:
-                rows.append({"name": name, "last_step": result.get("step"), "eval": result})
-    else:
-        previous = 0
-        for path, result in evaluations:
-            step = result.get("step")
-            rows.append(
-                {
-                    "name": os.path.basename(os.path.dirname(os.path.abspath(path))),
-                    "first_step": previous,
-                    "last_step": step,
-                    "eval": result,
-                }
-            )
-            previous = step if isinstance(step, int) else previous
-    return rows
-
-
-def model_card(
-    *,
-    model_name: str,
-    config: BertConfig,
-    tokens: list[str],
-    do_lower_case: bool,
-    use_next_sentence_prediction: bool,
-    checkpoint: str,
-    global_step: int | None,
-    phases: list[dict],
-    evaluations: list[tuple[str, dict]],
-    sidecars: list[tuple[str, dict]],
-    hf_keys: list[str],
-    initialised_from: str | None = None,
-) -> str:
-    casing = "uncased (lower-cased, accents stripped)" if do_lower_case else "cased"
-    architecture = hf_architecture(use_next_sentence_prediction)
-    auto_class = "AutoModelForPreTraining" if use_next_sentence_prediction else "AutoModelForMaskedLM"
-    lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: fill-mask",
-        "tags:",
-        "- bert",
-        "---",
-        "",
-        f"# {model_name}",
-        "",
-        "A BERT model pretrained with masked-language modelling"
-        + (" and next-sentence prediction" if use_next_sentence_prediction else " only (no next-sentence prediction)")
-        + f", {casing}, exported from the training checkpoint `{checkpoint}`"
-        + (f" (global step {global_step:,})." if global_step is not None else "."),
-        "",
-        f"Initialised from `{initialised_from}`: its weights, vocabulary and architecture; the optimizer and the step"
-        " count started fresh."
-        if initialised_from
-        else "Trained from randomly initialised weights.",
-        "",
-        "## Model",
-        "",
-        "| | |",
-        "| --- | --- |",
-        f"| layers | {config.num_hidden_layers} |",
-        f"| hidden size | {config.hidden_size} |",
-        f"| attention heads | {config.num_attention_heads} |",
-        f"| intermediate size | {config.intermediate_size} |",
-        f"| activation | {_activation_description(config.hidden_act)} |",
-        f"| max positions | {config.max_position_embeddings} |",
-        f"| token types | {config.type_vocab_size} |",
-        f"| vocabulary | {len(tokens):,} WordPiece tokens, {casing} |",
-        f"| next-sentence head | {'yes' if use_next_sentence_prediction else 'no'} |",
-        f"| parameters | {_parameter_count(config, use_next_sentence_prediction):,} |",
-        "",
-    ]
-
-    rows = _phase_rows(phases, evaluations)
-    if rows:
-        lines += ["## Training", ""]
-        lines += [
-            "| phase | sequence length | max predictions | steps | batch size per GPU |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for row in rows:
-            first, last = row.get("first_step"), row.get("last_step")
-            if isinstance(first, int) and isinstance(last, int):
-                steps = f"{first:,} → {last:,} ({last - first:,} steps)"
-            else:
-                steps = f"to {_number(last)}"
-            lines.append(
-                f"| {row.get('name', '–')} | {_number(row.get('max_seq_length'))} | "
-                f"{_number(row.get('max_predictions_per_seq'))} | {steps} | {_number(row.get('batch_size_per_gpu'))} |"
-            )
-        lines.append("")
-
-    if sidecars:
-        lines += ["## Corpus", ""]
-        lines += [
-            "| records | training instances | held-out instances | documents | WordPiece tokens | dupe factor | masked LM prob | whole-word masking |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for path, sidecar in sidecars:
-            heldout = sidecar.get("heldout") or {}
-            lines.append(
-                f"| sequence length {_number(sidecar.get('max_seq_length'))} | {_number(sidecar.get('num_instances'))} | "
-                f"{_number(heldout.get('num_instances'))} | {_number(sidecar.get('num_documents'))} | "
-                f"{_number(sidecar.get('num_tokens'))} | {_number(sidecar.get('dupe_factor'))} | "
-                f"{_number(sidecar.get('masked_lm_prob'), 2)} | {_yes_no(sidecar.get('do_whole_word_mask'))} |"
-            )
-        lines += ["", "Documents and tokens count the training shards' text (the held-out part excluded).", ""]
-
-    evaluated = [row for row in rows if row.get("eval")]
-    if evaluated:
-        lines += [
-            "## Evaluation",
-            "",
-            "On the held-out records of each phase, at the phase's final checkpoint. The baseline is the accuracy of"
-            " always predicting the most frequent masked token of the training records: a model at the baseline has"
-            " learned token frequencies and nothing else.",
-            "",
-        ]
-        header = "| phase | step | held-out instances | masked-LM accuracy | masked-LM loss |"
-        rule = "| --- | --- | --- | --- | --- |"
-        if use_next_sentence_prediction:
-            header += " next-sentence accuracy | next-sentence loss |"
-            rule += " --- | --- |"
-        lines += [header, rule]
-        for row in evaluated:
-            result = row["eval"]
-            line = (
-                f"| {row.get('name', '–')} | {_number(result.get('step'))} | {_number(result.get('instances'))} | "
-                f"{accuracy_against_baseline(result)} | {_number(result.get('masked_lm_loss'))} |"
-            )
-            if use_next_sentence_prediction:
-                line += (
-                    f" {_number(result.get('next_sentence_accuracy'))} | {_number(result.get('next_sentence_loss'))} |"
-                )
-            lines.append(line)
-        lines.append("")
-
-    lines += [
-        "## Loading",
-        "",
-        f"`hf/` is a Transformers `{architecture}` directory (safetensors weights, fast BERT tokenizer):",
-        "",
-        "```python",
-        f"from transformers import AutoTokenizer, {auto_class}, pipeline",
-        "",
-        'tokenizer = AutoTokenizer.from_pretrained("hf")',
-        f'model = {auto_class}.from_pretrained("hf")',
-        'fill = pipeline("fill-mask", model="hf")',
-        "```",
-        "",
-        "For fine-tuning, load it with `AutoModelForSequenceClassification`, `AutoModelForTokenClassification` and so on;"
-        " the pretraining heads are dropped and the task head is initialised.",
-    ]
-    if not use_next_sentence_prediction:
-        lines += [
-            " Without next-sentence prediction the pooler was never trained, so it is not exported:"
-            " models that use it (sequence classification) report it as newly initialised.",
-        ]
-    lines += [
-        "",
-        "`tf/` is Google's release layout (`bert_model.ckpt`, `bert_config.json`, `vocab.txt`) holding only the model"
-        " variables under Google's names, for Google's `run_classifier.py` and similar code:",
-        "",
-        "```sh",
-        "python run_classifier.py --init_checkpoint=tf/bert_model.ckpt --bert_config_file=tf/bert_config.json \\",
-        f"    --vocab_file=tf/vocab.txt --do_lower_case={'True' if do_lower_case else 'False'} ...",
-        "```",
-        "",
-        "or in TensorFlow 2: `tf.train.load_checkpoint(\"tf/bert_model.ckpt\").get_tensor(name)`.",
-        "",
-    ]
-    if config.hidden_act == "gelu":
-        lines += [
-            "Note: this model uses the exact (erf) GELU, Transformers' `gelu`. Google's `modeling.py` has only the tanh"
-            " approximation, so `tf/bert_config.json` says `gelu_exact`, which Google's code refuses rather than"
-            " computing a slightly different function.",
-            "",
-        ]
-    lines += [
-        f"The tokenizer is {casing}"
-        + (" (`do_lower_case=True`)" if do_lower_case else " (`do_lower_case=False`)")
-        + ": it gives the ids the pretraining records were made with. Special tokens: "
-        + ", ".join(f"`{token}` {tokens.index(token)}" for token in SPECIAL_TOKENS)
-        + ".",
-        "",
-        f"`hf/model.safetensors` holds {len(hf_keys)} tensors; the masked-LM decoder is tied to the word embeddings"
-        " and its bias is `cls.predictions.bias`.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _activation_description(hidden_act: str) -> str:
-    return (
-        f"{ACTIVATION_FUNCTIONS[hidden_act]}: Transformers `{HF_ACTIVATIONS[hidden_act]}`, Google's bert_config.json "
-        f"`{GOOGLE_ACTIVATIONS[hidden_act]}`"
-    )
-
-
-def _yes_no(value):
-    if value is None:
-        return "–"
-    return "yes" if value else "no"
-
-
-def _parameter_count(config: BertConfig, use_next_sentence_prediction: bool) -> int:
-    h, i = config.hidden_size, config.intermediate_size
-    embeddings = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * h + 2 * h
-    layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
-    heads = (h * h + h) + 2 * h + config.vocab_size
-    pooler_and_nsp = (h * h + h) + (2 * h + 2) if use_next_sentence_prediction else 0
-    return embeddings + config.num_hidden_layers * layer + heads + pooler_and_nsp
 
 
 # --------------------------------------------------------------------------

@@ -36,10 +36,18 @@ from .settings import setting_schema
 
 log = logging.getLogger(__name__)
 
-# Order matters: a trained vocabulary gets them at ids 0-4, like Google's
-# vocabularies ([PAD] is 0, so zero padding is [PAD]).
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-UNK_TOKEN = "[UNK]"
+# BERT's special tokens by the names Transformers' tokenizer files give their
+# roles. Order matters: a trained vocabulary gets them at ids 0-4, like
+# Google's vocabularies ([PAD] is 0, so zero padding is [PAD]).
+SPECIAL_TOKEN_ROLES = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
+SPECIAL_TOKENS = tuple(SPECIAL_TOKEN_ROLES.values())
+UNK_TOKEN = SPECIAL_TOKEN_ROLES["unk_token"]
 CONTINUATION_PREFIX = "##"
 MAX_INPUT_CHARS_PER_WORD = 100
 # The config schema declares the defaults (vocabulary.size, vocabulary.min_frequency).
@@ -72,12 +80,6 @@ def tokenizer_from_vocab(vocab: dict[str, int], do_lower_case: bool) -> Tokenize
     return _configure(Tokenizer(model), do_lower_case)
 
 
-def load_tokenizer(vocab_path: str, do_lower_case: bool) -> Tokenizer:
-    """The tokenizer for a vocab.txt, after checking the file (VocabularyError)."""
-    tokens = read_vocabulary(vocab_path)
-    return tokenizer_from_vocab({token: index for index, token in enumerate(tokens)}, do_lower_case)
-
-
 # --------------------------------------------------------------------------
 # Vocabulary files
 # --------------------------------------------------------------------------
@@ -88,7 +90,7 @@ def read_vocabulary(path: str) -> list[str]:
 
     Raises VocabularyError naming the file if it is missing, not UTF-8, has an
     empty or duplicated token (ids would be ambiguous), or lacks any of the
-    special tokens [CLS] [SEP] [MASK] [UNK] [PAD].
+    SPECIAL_TOKENS.
     """
     if not os.path.isfile(path):
         raise VocabularyError(f"{path}: vocabulary file does not exist; expected a vocab.txt with one token per line")
@@ -123,7 +125,7 @@ def read_vocabulary(path: str) -> list[str]:
 def check_special_tokens(path: str, vocab: Iterable[str]) -> None:
     """VocabularyError naming the file and every special token it lacks."""
     present = set(vocab)
-    missing = [token for token in ("[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]") if token not in present]
+    missing = [token for token in SPECIAL_TOKENS if token not in present]
     if missing:
         raise VocabularyError(
             f"{path}: the vocabulary lacks the special token(s) {' '.join(missing)}; "
@@ -399,7 +401,8 @@ def train_vocabulary(
         raise VocabularyError(f"{output_path}: the trained vocabulary has gaps in its ids")
     if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
         raise VocabularyError(
-            f"{output_path}: the trained vocabulary starts with {tokens[:5]}; expected {list(SPECIAL_TOKENS)}"
+            f"{output_path}: the trained vocabulary starts with {tokens[: len(SPECIAL_TOKENS)]}; "
+            f"expected {list(SPECIAL_TOKENS)}"
         )
     if len(tokens) < vocab_size:
         log.warning(
