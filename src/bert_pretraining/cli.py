@@ -7,14 +7,24 @@ import logging
 import os
 
 
+TRUE_SPELLINGS = ("true", "t", "1", "yes", "y")
+FALSE_SPELLINGS = ("false", "f", "0", "no", "n")
+
+
 def str2bool(value: str) -> bool:
-    """absl-style booleans: true/false, 1/0, yes/no (any case)."""
+    """The one parser of boolean flag values: absl's true/t/1, false/f/0, and yes/y, no/n, in any case.
+
+    An empty value is an error, not false: ``--do_lower_case=`` is more likely
+    a missing value than a decision.
+    """
     lowered = str(value).strip().lower()
-    if lowered in ("true", "1", "yes", "y", "t"):
+    if lowered in TRUE_SPELLINGS:
         return True
-    if lowered in ("false", "0", "no", "n", "f", ""):
+    if lowered in FALSE_SPELLINGS:
         return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected true or false ({'/'.join(TRUE_SPELLINGS)} or {'/'.join(FALSE_SPELLINGS)}, any case), got {value!r}"
+    )
 
 
 def add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:

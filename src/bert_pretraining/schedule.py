@@ -19,36 +19,13 @@ The remaining fraction is computed as ``(N - step) / N`` rather than Google's
 ``1 - step / N``: the same value, but exactly 0 at the end even where XLA
 turns the division into a multiplication by the reciprocal.
 
-``learning_rate_at`` is the Python reference (for plans, logs and tests);
-``learning_rate_tensor`` computes the same in TF ops inside the training step.
+``learning_rate_tensor`` computes it in TF ops inside the training step
+(tests/test_schedule.py holds a plain-Python reference to check it against).
 """
 
 import tensorflow as tf
 
 from bert_pretraining.errors import ConfigError
-
-
-def learning_rate_at(
-    step,
-    *,
-    base_learning_rate,
-    num_train_steps,
-    num_warmup_steps,
-    end_learning_rate=0.0,
-    power=1.0,
-):
-    """The learning rate at global ``step`` (an int >= 0), as a Python float."""
-    _check_schedule(base_learning_rate, num_train_steps, num_warmup_steps, end_learning_rate, power)
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    decay_step = min(step, num_train_steps)
-    fraction_left = (num_train_steps - decay_step) / num_train_steps
-    if power != 1.0:
-        fraction_left = fraction_left**power
-    learning_rate = (base_learning_rate - end_learning_rate) * fraction_left + end_learning_rate
-    if num_warmup_steps and step < num_warmup_steps:
-        learning_rate = base_learning_rate * (step / num_warmup_steps)
-    return float(learning_rate)
 
 
 def learning_rate_tensor(
@@ -60,10 +37,10 @@ def learning_rate_tensor(
     end_learning_rate=0.0,
     power=1.0,
 ):
-    """``learning_rate_at`` in TF ops: a float32 scalar tensor, XLA-compatible.
+    """The learning rate at ``step`` as a float32 scalar tensor, XLA-compatible.
 
     ``step`` is an integer (or float) scalar tensor or variable. The arithmetic
-    runs in float64, as in the Python version (bit-identical eagerly; under
+    runs in float64 (bit-identical to the plain-Python formula eagerly; under
     XLA within an ulp), and only the result is rounded to float32.
     """
     _check_schedule(base_learning_rate, num_train_steps, num_warmup_steps, end_learning_rate, power)
@@ -71,7 +48,7 @@ def learning_rate_tensor(
     decay_step = tf.minimum(step, float(num_train_steps))
     fraction_left = (float(num_train_steps) - decay_step) / float(num_train_steps)
     if power != 1.0:
-        # Skipped for power 1 so the result matches the Python version bit for bit.
+        # Skipped for power 1 so the result matches the plain-Python formula bit for bit.
         fraction_left = tf.pow(fraction_left, float(power))
     learning_rate = (
         float(base_learning_rate) - float(end_learning_rate)
