@@ -17,7 +17,7 @@ import math
 import os
 from statistics import median
 
-from .files import read_json
+from .files import AtomicFile, read_json
 from .progress import format_duration
 
 # Colours of the phases in every plot (phase 1, phase 2, ...).
@@ -295,9 +295,15 @@ def html_table(title: str, rows: list[dict], note: str = "") -> str:
 
 
 def write_text(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    with AtomicFile(path) as out:
+        out.write(text)
+
+
+def _save_figure(figure, path: str) -> None:
+    """Write the figure (format from the file name) through a temporary file, then close it."""
+    with AtomicFile(path, "wb") as out:
+        figure.savefig(out.file, format=os.path.splitext(path)[1].lstrip(".") or "png")
+    _pyplot().close(figure)
 
 
 # ---------------------------------------------------------------------------
@@ -378,8 +384,7 @@ def plot_training_curves(metrics: list[dict], segments: list[dict], evaluations:
     axes[-1, 0].set_xlabel("global step")
     figure.suptitle("Training curves (dotted: segment ends, solid: phase start)")
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    _save_figure(figure, path)
 
 
 def plot_learning_rate(metrics: list[dict], segments: list[dict], path: str) -> None:
@@ -397,8 +402,7 @@ def plot_learning_rate(metrics: list[dict], segments: list[dict], path: str) -> 
     ax.legend(loc="best", fontsize=8)
     ax.set_title("Learning rate (logged at each log interval)")
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    _save_figure(figure, path)
 
 
 def plot_throughput(metrics: list[dict], segments: list[dict], path: str) -> None:
@@ -421,8 +425,7 @@ def plot_throughput(metrics: list[dict], segments: list[dict], path: str) -> Non
     axes[-1, 0].set_xlabel("global step")
     figure.suptitle("Throughput per log interval (the first interval of a segment includes start-up)")
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    _save_figure(figure, path)
 
 
 def plot_records(stats: dict[int, list[dict]], path: str) -> None:
@@ -453,8 +456,7 @@ def plot_records(stats: dict[int, list[dict]], path: str) -> None:
             ax.set_title(f"seq {seq}: {title}")
             ax.set_ylabel("instances (log scale)")
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    _save_figure(figure, path)
 
 
 # ---------------------------------------------------------------------------
