@@ -6,7 +6,7 @@ VENV_TF215 ?= .venv-tf215
 CORES ?= 2
 PIP_FLAGS ?= -q
 
-.PHONY: horovod demo test test-fast test-slurm test-faults dry-run plan clean-demo bench-records bench-records-quick bench-dry-run \
+.PHONY: horovod demo lint test test-fast test-local test-slurm test-faults dry-run plan clean-demo bench-records bench-records-quick bench-dry-run \
 	bench-training-step bench-input-pipeline bench-convergence
 
 $(VENV)/.installed: pyproject.toml setup.py src/bert_pretraining/_fast_instances.c
@@ -38,11 +38,21 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/snakemake --configfile demo/config.yaml --cores $(CORES)
 	$(VENV)/bin/python workflow/scripts/status.py --configfile demo/config.yaml
 
-test: $(VENV)/.installed $(VENV_TF215)/.installed $(VENV_TF215)/.horovod
+# Test tiers, by the markers in pyproject.toml ([tool.pytest.ini_options]).
+FAST_TESTS = not snakemake and not slow and not tf215 and not slurm and not distributed and not faults
+LOCAL_TESTS = not slurm and not tf215
+
+# Everything, as CI runs it (.ci/run): lint, then every test, with .venv-tf215, Horovod and the SLURM test cluster.
+test: $(VENV)/.installed lint $(VENV_TF215)/.installed $(VENV_TF215)/.horovod
 	$(VENV)/bin/python -m pytest
 
+# Unit tests only: no Snakemake (not even -n), no SLURM, no .venv-tf215, no fault injection; about 3 minutes.
 test-fast: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "not slow and not tf215 and not slurm and not distributed"
+	$(VENV)/bin/python -m pytest -m "$(FAST_TESTS)"
+
+# Everything this machine can run without the SLURM cluster or .venv-tf215: workflows, faults, multi-process training.
+test-local: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "$(LOCAL_TESTS)"
 
 # The tests on the SLURM test cluster (started and stopped by the tests; needs root).
 test-slurm: $(VENV)/.installed
@@ -51,6 +61,19 @@ test-slurm: $(VENV)/.installed
 # The fault-injection tests alone (kill -9, full disk, signals; several minutes).
 test-faults: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m faults
+
+# The Snakefile and rules: snakefmt's formatting, and `snakemake --lint` with no lint but
+# those rules/common.smk explains ("Lints left on purpose"; Snakemake cannot be told to skip one).
+LINT_EXPLAINED = Specify a conda environment or container for each rule\.|Shell command directly uses variable (PYTHON|TRAINING_PYTHON|SCRIPTS) from outside of the rule
+lint: $(VENV)/.installed
+	$(VENV)/bin/snakefmt --check Snakefile rules/
+	@out=$$($(VENV)/bin/snakemake --lint --configfile demo/config.yaml 2>&1); status=$$?; \
+	if [ $$status -ne 0 ] && ! printf '%s\n' "$$out" | grep -q '^Lints for '; then \
+		printf '%s\n' "$$out"; echo "snakemake --lint failed"; exit 1; fi; \
+	left=$$(printf '%s\n' "$$out" | grep '^    \* ' | grep -Ev '$(LINT_EXPLAINED)'); \
+	if [ -n "$$left" ]; then printf '%s\n' "$$out"; \
+		printf 'snakemake --lint: lints not explained in rules/common.smk:\n%s\n' "$$left"; exit 1; fi; \
+	echo "snakemake --lint: only the lints rules/common.smk explains"
 
 dry-run: $(VENV)/.installed
 	$(VENV)/bin/snakemake -n

@@ -12,8 +12,14 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from bert_pretraining.errors import ConfigError
 from bert_pretraining.job_resources import check_environment_references
-from bert_pretraining.job_flags import flag_values, format_flags
-from bert_pretraining.settings import corpus_files, init_from_report, settings_from_config, training_python
+from bert_pretraining.job_flags import TRAINING_FLAGS, flag_values, format_flags
+from bert_pretraining.plan import find_segment, previous_segment
+from bert_pretraining.settings import (
+    corpus_files,
+    init_from_report,
+    settings_from_config,
+    training_python,
+)
 from snakemake.logging import logger
 
 
@@ -41,6 +47,16 @@ os.umask(int(SETTINGS.umask, 8))
 
 # Jobs run the interpreter that runs Snakemake, so a virtual environment or a
 # site module that provides Snakemake also provides the package and TensorFlow.
+#
+# Lints left on purpose (`make lint` accepts exactly these):
+# * "Specify a conda environment or container for each rule": the software is
+#   the environment that runs Snakemake (pyproject.toml; an HPC site module or
+#   a venv), not a per-rule conda environment that would duplicate it.
+# * "Shell command directly uses variable PYTHON / TRAINING_PYTHON / SCRIPTS":
+#   these say where the workflow runs, not what a job computes. As params they
+#   would enter each job's recorded parameters, and a moved clone or another
+#   interpreter would make every job (and protected final checkpoints) look
+#   changed to --rerun-triggers params.
 PYTHON = shlex.quote(sys.executable)
 # Training may run another interpreter (training.python: a site module or a
 # venv with Horovod); the workflow's own package goes on its PYTHONPATH.
@@ -69,7 +85,9 @@ wildcard_constraints:
 
 def raw_resources(resources):
     """Resources as written in the profile or on the command line (Snakemake evaluates them per job)."""
-    return {name: getattr(value, "raw", value) for name, value in (resources or {}).items()}
+    return {
+        name: getattr(value, "raw", value) for name, value in (resources or {}).items()
+    }
 
 
 def rule_resources(rule_name, declared):
@@ -87,10 +105,19 @@ def rule_resources(rule_name, declared):
 # file in their own environment: the main process checks for them.
 if workflow.is_main_process:
     refuse_bad_configuration(
-        check_environment_references, "--default-resources", raw_resources(workflow.resource_settings.default_resources)
+        check_environment_references,
+        "--default-resources",
+        raw_resources(workflow.resource_settings.default_resources),
     )
-    for _rule_name, _resources in workflow.resource_settings.overwrite_resources.items():
-        refuse_bad_configuration(check_environment_references, f"--set-resources of {_rule_name}", raw_resources(_resources))
+    for (
+        _rule_name,
+        _resources,
+    ) in workflow.resource_settings.overwrite_resources.items():
+        refuse_bad_configuration(
+            check_environment_references,
+            f"--set-resources of {_rule_name}",
+            raw_resources(_resources),
+        )
 
 
 def checkpoint_files(phase_name, step):
@@ -125,8 +152,104 @@ def final_targets():
     report_files = [
         f"{RESULTS}/report/{name}"
         for name in (
-            "training_curves.svg", "learning_rate.svg", "throughput.svg", "records.svg",
-            "segments.html", "evaluation.html", "records.html", "jobs.html",
+            "training_curves.svg",
+            "learning_rate.svg",
+            "throughput.svg",
+            "records.svg",
+            "segments.html",
+            "evaluation.html",
+            "records.html",
+            "jobs.html",
         )
     ]
     return targets + [f"{RESULTS}/export"] + report_files
+
+
+# --- corpus, vocabulary and records (rules/vocab.smk, rules/records.smk) ---
+
+
+def vocabulary_source(wildcards, input):
+    if SETTINGS.init_from:
+        return f"--from-model {quoted(SETTINGS.init_from.directory)}"
+    if SETTINGS.vocabulary.file:
+        return f"--given-vocab {quoted(input.given)}"
+    return f"--input {' '.join(quoted(path) for path in input.shards)}"
+
+
+def records_seed(wildcards):
+    """Each part has its own seed, so records do not depend on job scheduling."""
+    base = SETTINGS.records.random_seed
+    if wildcards.part == "heldout":
+        return base + len(SHARDS)
+    return base + int(wildcards.part.split("_")[1])
+
+
+# --- training segments (rules/pretrain.smk) ---
+
+
+def segment_inputs_for(phase):
+    def segment_inputs(wildcards):
+        segment = find_segment(SEGMENTS, phase.name, int(wildcards.step))
+        # The sidecar stands for the record files: it is made after all of
+        # them, and training checks that every file it lists exists. Listing
+        # thousands of shards per segment would slow down every dry run.
+        inputs = {
+            "bert_config": f"{RESULTS}/bert_config.json",
+            "sidecar": f"{records_dir(phase.max_seq_length)}/records.json",
+        }
+        previous = previous_segment(SEGMENTS, segment)
+        if previous is not None:
+            files = checkpoint_files(previous.phase, previous.end_step)
+            inputs["previous_index"] = files["index"]
+            inputs["previous_data"] = files["data"]
+        elif SETTINGS.init_from:
+            inputs["source"] = SETTINGS.init_from.files
+        return inputs
+
+    return segment_inputs
+
+
+def segment_flags_for(phase):
+    """run_pretraining.py's flags: the segment's files and steps, then the settings (job_flags)."""
+
+    def segment_flags(wildcards, input):
+        segment = find_segment(SEGMENTS, phase.name, int(wildcards.step))
+        init = (
+            input.previous_index[: -len(".index")]
+            if "previous_index" in input.keys()
+            else ""
+        )
+        flags = {
+            "bert_config_file": input.bert_config,
+            "input_file": f"{records_dir(phase.max_seq_length)}/shard_*.tfrecord",
+            "records_sidecar": input.sidecar,
+            "output_dir": f"{RESULTS}/{phase.name}",
+            "init_checkpoint": init,
+            "init_from": (
+                SETTINGS.init_from.directory if "source" in input.keys() else ""
+            ),
+            "start_step": segment.start_step,
+            "end_step": segment.end_step,
+            "run_last_step": RUN_LAST_STEP,
+            **flag_values(TRAINING_FLAGS, SETTINGS, phase),
+        }
+        return format_flags(flags)
+
+    return segment_flags
+
+
+def rank_launcher(wildcards, resources):
+    """srun with the job's geometry when the profile gives the rule an `mpi` launcher.
+
+    The SLURM executor runs a multi-node job's shell once, on the first node;
+    srun must be told the geometry explicitly (a bare srun starts one task per
+    node). --kill-on-bad-exit ends every rank when one dies, so a lost rank
+    fails the job at once instead of hanging until the time limit.
+    """
+    mpi = getattr(resources, "mpi", None)
+    if not mpi:
+        return ""
+    return (
+        f"{mpi} --nodes={resources.nodes} --ntasks-per-node={resources.tasks_per_node}"
+        f" --cpus-per-task={resources.cpus_per_task} --kill-on-bad-exit=1"
+    )

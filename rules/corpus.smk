@@ -7,15 +7,15 @@ rule shard_corpus:
     output:
         shards=expand("{results}/corpus/{shard}.txt", results=RESULTS, shard=SHARDS),
         heldout=f"{RESULTS}/corpus/heldout.txt",
-    params:
-        num_shards=SETTINGS.corpus.num_shards,
-        heldout_fraction=SETTINGS.corpus.heldout_fraction,
-        seed=SETTINGS.corpus.seed,
-        output_dir=f"{RESULTS}/corpus",
     log:
         f"{LOGS}/shard_corpus.log",
     benchmark:
         f"{BENCHMARKS}/shard_corpus.tsv"
+    params:
+        num_shards=SETTINGS.corpus.num_shards,
+        heldout_fraction=SETTINGS.corpus.heldout_fraction,
+        seed=SETTINGS.corpus.seed,
+        output_dir=lambda wildcards, output: os.path.dirname(output.heldout),
     shell:
         "{PYTHON} {SCRIPTS}/shard_corpus.py --input {input:q}"
         " --num-shards {params.num_shards} --heldout-fraction {params.heldout_fraction}"

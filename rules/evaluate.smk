@@ -3,7 +3,6 @@
 # masked token (the sidecar stands for the training record files).
 from bert_pretraining.job_flags import EVALUATION_FLAGS
 
-
 for _phase in PHASES:
 
     rule:
@@ -17,13 +16,13 @@ for _phase in PHASES:
             vocab=f"{RESULTS}/vocab.txt",
         output:
             f"{RESULTS}/{_phase.name}/eval.json",
-        params:
-            flags=format_flags(flag_values(EVALUATION_FLAGS, SETTINGS, _phase)),
-            training=f"{records_dir(_phase.max_seq_length)}/shard_*.tfrecord",
         log:
             f"{LOGS}/{_phase.name}/evaluate.log",
         benchmark:
             f"{BENCHMARKS}/{_phase.name}/evaluate.tsv"
+        params:
+            flags=format_flags(flag_values(EVALUATION_FLAGS, SETTINGS, _phase)),
+            training=f"{records_dir(_phase.max_seq_length)}/shard_*.tfrecord",
         shell:
             "{PYTHON} {SCRIPTS}/evaluate.py --checkpoint {input.index:q}"
             " --bert_config_file {input.bert_config:q} --input_file {input.records:q}"

@@ -26,16 +26,25 @@ rule export_model:
         sidecars=[f"{records_dir(seq)}/records.json" for seq in SEQ_LENGTHS],
     output:
         directory(f"{RESULTS}/export"),
-    params:
-        lower_case=shell_bool(SETTINGS.vocabulary.do_lower_case),
-        nsp=shell_bool(SETTINGS.model.use_next_sentence_prediction),
-        phases=json.dumps([{key: getattr(phase, key) for key in _EXPORT_PHASE_KEYS} for phase in PHASES]),
-        name=SETTINGS.run_name,
-        initialised_from=f"--initialised_from {quoted(SETTINGS.init_from.directory)}" if SETTINGS.init_from else "",
     log:
         f"{LOGS}/export.log",
     benchmark:
         f"{BENCHMARKS}/export.tsv"
+    params:
+        lower_case=shell_bool(SETTINGS.vocabulary.do_lower_case),
+        nsp=shell_bool(SETTINGS.model.use_next_sentence_prediction),
+        phases=json.dumps(
+            [
+                {key: getattr(phase, key) for key in _EXPORT_PHASE_KEYS}
+                for phase in PHASES
+            ]
+        ),
+        name=SETTINGS.run_name,
+        initialised_from=(
+            f"--initialised_from {quoted(SETTINGS.init_from.directory)}"
+            if SETTINGS.init_from
+            else ""
+        ),
     shell:
         "{PYTHON} {SCRIPTS}/export_model.py --checkpoint {input.index:q}"
         " --bert_config_file {input.bert_config:q} --vocab_file {input.vocab:q}"

@@ -3,14 +3,6 @@
 # sidecar (records.json) that training checks its flags against.
 
 
-def records_seed(wildcards):
-    """Each part has its own seed, so records do not depend on job scheduling."""
-    base = SETTINGS.records.random_seed
-    if wildcards.part == "heldout":
-        return base + len(SHARDS)
-    return base + int(wildcards.part.split("_")[1])
-
-
 rule create_records:
     input:
         text=f"{RESULTS}/corpus/{{part}}.txt",
@@ -18,18 +10,20 @@ rule create_records:
     output:
         records=f"{RESULTS}/records/seq{{seq}}/{{part}}.tfrecord",
         stats=f"{RESULTS}/records/seq{{seq}}/{{part}}.json",
+    log:
+        f"{LOGS}/records/seq{{seq}}/{{part}}.log",
+    benchmark:
+        f"{BENCHMARKS}/records/seq{{seq}}/{{part}}.tsv"
     params:
-        max_predictions=lambda wildcards: SETTINGS.phase_for_length(wildcards.seq).max_predictions_per_seq,
+        max_predictions=lambda wildcards: SETTINGS.phase_for_length(
+            wildcards.seq
+        ).max_predictions_per_seq,
         seed=records_seed,
         lower_case=shell_bool(SETTINGS.vocabulary.do_lower_case),
         whole_word=shell_bool(SETTINGS.records.do_whole_word_mask),
         dupe_factor=SETTINGS.records.dupe_factor,
         masked_lm_prob=SETTINGS.records.masked_lm_prob,
         short_seq_prob=SETTINGS.records.short_seq_prob,
-    log:
-        f"{LOGS}/records/seq{{seq}}/{{part}}.log",
-    benchmark:
-        f"{BENCHMARKS}/records/seq{{seq}}/{{part}}.tsv"
     shell:
         "{PYTHON} {SCRIPTS}/create_pretraining_data.py"
         " --input_file={input.text:q} --output_file={output.records:q}"
@@ -43,7 +37,9 @@ rule create_records:
 
 rule summarize_records:
     input:
-        stats=expand("{results}/records/seq{{seq}}/{shard}.json", results=RESULTS, shard=SHARDS),
+        stats=expand(
+            "{results}/records/seq{{seq}}/{shard}.json", results=RESULTS, shard=SHARDS
+        ),
         heldout=f"{RESULTS}/records/seq{{seq}}/heldout.json",
     output:
         f"{RESULTS}/records/seq{{seq}}/records.json",

@@ -10,16 +10,17 @@ _REPORT_SEGMENTS = json.dumps(
 
 
 rule plot_training:
-    # Seconds of reading small files and plotting: run where Snakemake runs
-    # (the login node), not queued as a SLURM job.
-    localrule: True
     input:
         # The evaluations come after every segment's final checkpoint, so all
         # metrics.jsonl lines and segment benchmarks exist (neither is a
         # declared output of the training rules: they are read, not required).
         evals=[f"{RESULTS}/{phase.name}/eval.json" for phase in PHASES],
         sidecars=[f"{records_dir(seq)}/records.json" for seq in SEQ_LENGTHS],
-        stats=[f"{records_dir(seq)}/{part}.json" for seq in SEQ_LENGTHS for part in [*SHARDS, "heldout"]],
+        stats=[
+            f"{records_dir(seq)}/{part}.json"
+            for seq in SEQ_LENGTHS
+            for part in [*SHARDS, "heldout"]
+        ],
     output:
         training_curves=report(
             f"{RESULTS}/report/training_curves.svg",
@@ -69,15 +70,22 @@ rule plot_training:
             category="Records",
             labels={"figure": "per records file"},
         ),
-    params:
-        run_dir=RESULTS,
-        segments=_REPORT_SEGMENTS,
-        seqs=",".join(str(seq) for seq in SEQ_LENGTHS),
     log:
         f"{LOGS}/report/plot_training.log",
     benchmark:
         f"{BENCHMARKS}/report/plot_training.tsv"
+    # Seconds of reading small files and plotting: run where Snakemake runs
+    # (the login node), not queued as a SLURM job.
+    localrule: True
+    params:
+        # report/ and the run directory above it, from the output (not hard-coded).
+        output_dir=lambda wildcards, output: os.path.dirname(output.segments),
+        run_dir=lambda wildcards, output: os.path.dirname(
+            os.path.dirname(output.segments)
+        ),
+        segments=_REPORT_SEGMENTS,
+        seqs=",".join(str(seq) for seq in SEQ_LENGTHS),
     shell:
         "MPLBACKEND=Agg {PYTHON} {SCRIPTS}/plot_training.py --run-dir {params.run_dir:q}"
         " --segments {params.segments:q} --seq-lengths {params.seqs}"
-        " --output-dir {RESULTS}/report > {log:q} 2>&1"
+        " --output-dir {params.output_dir:q} > {log:q} 2>&1"

@@ -9,20 +9,16 @@ if workflow.is_main_process and (_stale := vocabulary_rerun_warning(SETTINGS)):
     logger.warning(f"WARNING: {_stale}")
 
 
-def vocabulary_source(wildcards, input):
-    if SETTINGS.init_from:
-        return f"--from-model {quoted(SETTINGS.init_from.directory)}"
-    if SETTINGS.vocabulary.file:
-        return f"--given-vocab {quoted(input.given)}"
-    return f"--input {' '.join(quoted(path) for path in input.shards)}"
-
-
 rule train_vocab:
     input:
         given=vocabulary_inputs(SETTINGS)["given"],
         shards=vocabulary_inputs(SETTINGS)["shards"],
     output:
         f"{RESULTS}/vocab.txt",
+    log:
+        f"{LOGS}/train_vocab.log",
+    benchmark:
+        f"{BENCHMARKS}/train_vocab.tsv"
     params:
         source=vocabulary_source,
         size=SETTINGS.vocabulary.size,
@@ -33,10 +29,6 @@ rule train_vocab:
             if SETTINGS.vocabulary.sample_bytes
             else ""
         ),
-    log:
-        f"{LOGS}/train_vocab.log",
-    benchmark:
-        f"{BENCHMARKS}/train_vocab.tsv"
     shell:
         "{PYTHON} {SCRIPTS}/train_vocab.py {params.source} --output {output:q}"
         " --vocab-size {params.size} --min-frequency {params.min_frequency}"
@@ -48,12 +40,12 @@ rule write_bert_config:
         vocab=f"{RESULTS}/vocab.txt",
     output:
         f"{RESULTS}/bert_config.json",
-    params:
-        model=json.dumps(SETTINGS.model.bert_config()),
     log:
         f"{LOGS}/write_bert_config.log",
     benchmark:
         f"{BENCHMARKS}/write_bert_config.tsv"
+    params:
+        model=json.dumps(SETTINGS.model.bert_config()),
     shell:
         "{PYTHON} {SCRIPTS}/write_bert_config.py --vocab {input.vocab:q}"
         " --model {params.model:q} --output {output:q} > {log:q} 2>&1"
