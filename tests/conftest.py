@@ -13,7 +13,38 @@ settings.load_profile("project")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from slurm_fixtures import slurm_cluster  # noqa: E402,F401  (the SLURM test cluster, once per session)
-from workflow_helpers import DEMO_DAG_CONFIGS, SNAKEMAKE, fresh_clone, snakemake  # noqa: E402
+import workflow_helpers  # noqa: E402
+from workflow_helpers import DEMO_DAG_CONFIGS, fresh_clone, snakemake, snakemake_command  # noqa: E402
+
+# What a fixture needs is what every test that takes it needs (pyproject.toml lists the markers).
+FIXTURE_MARKERS = {
+    "demo_run": ("snakemake", "slow"),
+    "slurm_cluster": ("slurm",),
+}
+
+
+def runs_tf215(item):
+    """The test is parametrized with .venv-tf215's interpreter (a training engine on TF 2.15)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    values = [part for value in params.values() for part in (value if isinstance(value, tuple) else (value,))]
+    return any(isinstance(value, str) and f"{os.sep}.venv-tf215{os.sep}" in value for value in values)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        needs = [marker for fixture, markers in FIXTURE_MARKERS.items()
+                 if fixture in getattr(item, "fixturenames", ()) for marker in markers]
+        if runs_tf215(item):
+            needs.append("tf215")
+        for marker in needs:
+            if item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before the test's fixtures: a fixture that runs Snakemake counts for the test that needs it.
+    workflow_helpers.SNAKEMAKE_ALLOWED = item.get_closest_marker("snakemake") is not None
 
 
 def wait_for(path, process, timeout=900):
@@ -38,7 +69,7 @@ class DemoRun:
         self.run_dir = os.path.join(workdir, "results", "demo")
 
     def interrupted_then_completed(self):
-        command = [SNAKEMAKE, "--configfile", *DEMO_DAG_CONFIGS, "--cores", "2"]
+        command = snakemake_command("--configfile", *DEMO_DAG_CONFIGS, "--cores", "2")
         first = subprocess.Popen(command, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_for(f"{self.run_dir}/phase128/model.ckpt-150.index", first)
         self.first_segment_mtime = os.stat(f"{self.run_dir}/phase128/model.ckpt-100.index").st_mtime_ns

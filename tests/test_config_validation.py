@@ -13,7 +13,7 @@ import pytest
 
 from workflow_helpers import REPO, demo_dag_config, load_yaml, snakemake, write_yaml
 
-pytestmark = pytest.mark.slow  # about 120 dry runs of a second each
+pytestmark = [pytest.mark.slow, pytest.mark.snakemake]  # about 120 dry runs of a second each
 
 DEMO = demo_dag_config()
 PROFILE = os.path.join(REPO, "profiles", "slurm")

@@ -154,6 +154,7 @@ def run_trial(workdir, run_dir, rng, pools, targets, logs_dir, trial, history):
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
 def test_random_kill9_of_the_whole_workflow_then_rerun(reference, tmp_path):
     rng = random.Random(SEED)
     workdir = fresh_clone(str(tmp_path / "clone"))
@@ -187,6 +188,7 @@ def test_random_kill9_of_the_whole_workflow_then_rerun(reference, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
 def test_make_demo_killed_as_a_whole_then_rerun(tmp_path, request):
     """`make demo` (make, the lock clearing, Snakemake, its jobs) killed with SIGKILL mid-training."""
     rng = random.Random(SEED + 1)
@@ -225,6 +227,7 @@ def test_make_demo_killed_as_a_whole_then_rerun(tmp_path, request):
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
 def test_kill9_of_snakemake_alone_the_orphaned_job_keeps_the_lock(reference, tmp_path):
     """SIGKILL to the Snakemake process only (the OOM killer, `kill -9 <pid>`): its job lives on."""
     from bert_pretraining.locks import clear_stale_lock as clear

@@ -264,6 +264,7 @@ def exported_weights(export_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
 def test_at_a_learning_rate_of_about_zero_the_export_is_the_transformers_source(clone, tokens, transformers, tmp_path):
     source = transformers_source(tmp_path / "random-hf", tokens, transformers)
     run, result = run_workflow(clone, "continue-hf-zero", steps=4, learning_rate=1e-12, init_from=str(source))
@@ -284,6 +285,7 @@ def test_at_a_learning_rate_of_about_zero_the_export_is_the_transformers_source(
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
 def test_at_a_learning_rate_of_about_zero_a_google_gelu_source_stays_tanh_and_unchanged(clone, trained_source):
     source = os.path.join(trained_source, "tf")
     assert json.load(open(os.path.join(source, "bert_config.json")))["hidden_act"] == "gelu"
@@ -300,6 +302,7 @@ def test_at_a_learning_rate_of_about_zero_a_google_gelu_source_stays_tanh_and_un
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
 @pytest.mark.parametrize("layout", ["tf", "hf"])
 def test_continuing_at_a_normal_learning_rate_keeps_what_the_source_learned(clone, trained_source, transformers, layout):
     from bert_pretraining.transformers_evaluation import transformers_heldout_metrics
@@ -318,6 +321,7 @@ def test_continuing_at_a_normal_learning_rate_keeps_what_the_source_learned(clon
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
 @pytest.mark.parametrize("profile", [False, True], ids=["local", "profile"])
 def test_snakemake_plans_a_continued_run_and_refuses_a_source_it_cannot_continue(tmp_path, tokens, transformers, profile):
     from test_config_validation import DEMO, PROFILE, assert_refused, dry_run, fits_the_profile

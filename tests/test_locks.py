@@ -8,14 +8,15 @@ import time
 import pytest
 
 from bert_pretraining.locks import clear_stale_lock
-from workflow_helpers import SNAKEMAKE, fresh_clone, snakemake
+from workflow_helpers import fresh_clone, snakemake, snakemake_command
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
 def test_second_concurrent_run_is_refused_and_a_killed_runs_lock_is_cleared(tmp_path):
     workdir = fresh_clone(str(tmp_path))
     first = subprocess.Popen(
-        [SNAKEMAKE, "--configfile", "demo/config.yaml", "--cores", "1"], cwd=workdir,
+        snakemake_command("--configfile", "demo/config.yaml", "--cores", "1"), cwd=workdir,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     locks = os.path.join(workdir, ".snakemake", "locks")

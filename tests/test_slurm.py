@@ -31,9 +31,9 @@ from types import SimpleNamespace
 import pytest
 
 import slurm_testbed
-from workflow_helpers import REPO, SNAKEMAKE, fresh_clone, load_yaml, write_yaml
+from workflow_helpers import REPO, fresh_clone, load_yaml, snakemake_command, write_yaml
 
-pytestmark = pytest.mark.slurm
+# The cluster's tests are marked slurm; the profiles' dry runs need only Snakemake and its SLURM plugin.
 
 # --- the training geometry of the test's jobs ------------------------------------------------
 OVERLAY = os.path.join(REPO, "tests", "slurm", "overlay", "config.yaml")
@@ -188,7 +188,7 @@ def option(words, flag):
 def dry_run(workdir, *args):
     env = dict(os.environ, SBATCH_ACCOUNT="project_2001234")  # without it the profile is refused
     result = subprocess.run(
-        [SNAKEMAKE, "-n", *args], cwd=workdir, capture_output=True, text=True, timeout=300, env=env,
+        snakemake_command("-n", *args), cwd=workdir, capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result.stdout + result.stderr
@@ -210,6 +210,7 @@ def rule_resources(output, rule):
 # --- the cluster -----------------------------------------------------------------------------
 
 
+@pytest.mark.slurm
 def test_the_seeds_two_node_gpu_job_runs_and_sacct_records_it(slurm_cluster, tmp_path):
     script = tmp_path / "ranks.sh"
     script.write_text(
@@ -244,6 +245,8 @@ def test_the_seeds_two_node_gpu_job_runs_and_sacct_records_it(slurm_cluster, tmp
     assert "gres/gpu=8" in record["AllocTRES"] and "node=2" in record["AllocTRES"], record
 
 
+@pytest.mark.slurm
+@pytest.mark.snakemake
 @pytest.mark.xfail(
     strict=True,
     reason="snakemake-executor-plugin-slurm 2.8.0 compares sacct's state with 'CANCELLED', but sacct "
@@ -252,9 +255,11 @@ def test_the_seeds_two_node_gpu_job_runs_and_sacct_records_it(slurm_cluster, tmp
 def test_the_plugin_notices_a_job_cancelled_with_scancel(slurm_cluster, tmp_path):
     (tmp_path / "Snakefile").write_text('rule wait:\n    output: "done.txt"\n    shell: "sleep 300; touch {output}"\n')
     process = subprocess.Popen(
-        [SNAKEMAKE, "--executor", "slurm", "--jobs", "1", "--slurm-init-seconds-before-status-checks", "1",
-         "--default-resources", "slurm_partition=small", "runtime=10", "mem_mb=100",
-         f"slurm_account={slurm_testbed.ACCOUNT}"],
+        snakemake_command(
+            "--executor", "slurm", "--jobs", "1", "--slurm-init-seconds-before-status-checks", "1",
+            "--default-resources", "slurm_partition=small", "runtime=10", "mem_mb=100",
+            f"slurm_account={slurm_testbed.ACCOUNT}",
+        ),
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -283,6 +288,7 @@ def test_the_plugin_notices_a_job_cancelled_with_scancel(slurm_cluster, tmp_path
 # --- the profiles: dry runs (no cluster needed) ----------------------------------------------
 
 
+@pytest.mark.snakemake
 def test_dry_run_of_the_production_config_with_the_slurm_profile(tmp_path):
     workdir = fresh_clone(str(tmp_path))
     output = dry_run(workdir, "--profile", "profiles/slurm")
@@ -308,6 +314,7 @@ def test_dry_run_of_the_production_config_with_the_slurm_profile(tmp_path):
             assert 0 < int(resources["mem_mb"]) <= 64000 and 0 < int(resources["runtime"]) <= 720, (rule, resources)
 
 
+@pytest.mark.snakemake
 def test_dry_run_with_the_mahti_profile_trains_in_bf16_on_a100s(tmp_path):
     workdir = fresh_clone(str(tmp_path))
     output = dry_run(workdir, "--profile", "profiles/slurm-mahti")
@@ -336,7 +343,7 @@ def slurm_demo(slurm_cluster, tmp_path_factory):
     profile = write_testbed_profile(workdir)
     profile_values = load_yaml(os.path.join(workdir, profile, "config.yaml"))
     env = dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT)
-    args = [SNAKEMAKE, "--profile", profile, "--configfile", config, "--verbose"]
+    args = snakemake_command("--profile", profile, "--configfile", config, "--verbose")
     phase1 = os.path.join(workdir, "results", RUN, "phase128")
     started = time.time()
 
@@ -400,6 +407,8 @@ def where(demo):
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.snakemake
 def test_the_demo_finishes_through_the_profile_after_a_rerun(slurm_demo):
     demo = slurm_demo
     assert demo.returncode1 != 0, "run 1 should fail: its segment job was cancelled " + where(demo)
@@ -412,6 +421,8 @@ def test_the_demo_finishes_through_the_profile_after_a_rerun(slurm_demo):
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.snakemake
 def test_training_jobs_are_submitted_with_the_profiles_geometry(slurm_demo):
     demo = slurm_demo
     calls = [(comment, words) for comment, words in submissions(demo.output1 + demo.output2)
@@ -434,6 +445,8 @@ def test_training_jobs_are_submitted_with_the_profiles_geometry(slurm_demo):
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.snakemake
 def test_cpu_jobs_go_to_the_cpu_partition_without_gpus(slurm_demo):
     demo = slurm_demo
     calls = [(comment, words) for comment, words in submissions(demo.output1 + demo.output2)
@@ -455,6 +468,8 @@ def test_cpu_jobs_go_to_the_cpu_partition_without_gpus(slurm_demo):
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.snakemake
 def test_sacct_records_every_job_with_its_nodes_partition_and_gpus(slurm_demo):
     demo = slurm_demo
     jobs = {**submitted_job_ids(demo.output1), **submitted_job_ids(demo.output2)}
@@ -478,6 +493,8 @@ def test_sacct_records_every_job_with_its_nodes_partition_and_gpus(slurm_demo):
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.snakemake
 def test_a_cancelled_segment_resumes_from_its_newest_checkpoint(slurm_demo):
     demo = slurm_demo
     assert demo.cancelled_job, "no job was cancelled " + where(demo)
@@ -499,6 +516,8 @@ def test_a_cancelled_segment_resumes_from_its_newest_checkpoint(slurm_demo):
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.snakemake
 def test_a_segment_that_cannot_run_fails_once_without_being_submitted(slurm_cluster, tmp_path):
     """A batch larger than a rank's records: known only once the records exist, refused by check_phase128.
 
@@ -515,7 +534,7 @@ def test_a_segment_that_cannot_run_fails_once_without_being_submitted(slurm_clus
     profile = write_testbed_profile(workdir)
     assert load_yaml(os.path.join(workdir, profile, "config.yaml"))["retries"] == 2
     env = dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT)
-    args = [SNAKEMAKE, "--profile", profile, "--configfile", config_path, "--verbose"]
+    args = snakemake_command("--profile", profile, "--configfile", config_path, "--verbose")
     dry = subprocess.run(args + ["-n"], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]  # no records yet: the plan cannot know
     result = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=1200, env=env)

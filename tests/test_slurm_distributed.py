@@ -188,6 +188,8 @@ def test_a_killed_rank_fails_the_job_promptly_and_the_rerun_resumes(engine_pytho
 
 
 @pytest.mark.slow
+@pytest.mark.snakemake
+@pytest.mark.tf215
 @HOROVOD_TF215
 def test_the_demo_through_the_profile_with_horovod(slurm_cluster, tmp_path):
     """The workflow's segments as 2 x 2 Horovod ranks (TF 2.15 via training.python); evaluation on TF 2.21."""

@@ -10,7 +10,7 @@ import pytest
 
 from workflow_helpers import REPO, snakemake, write_yaml
 
-pytestmark = pytest.mark.slow  # dry runs of the production plan
+
 
 PARTIAL_CONFIGS = {
     "run name and corpus": {"run_name": "mine", "corpus": {"files": ["demo/corpus/python-docs-2.txt"]}},
@@ -46,6 +46,8 @@ def dry_run_segments(path):
     return run_dirs.pop(), sorted({(phase, int(end)) for _, phase, end in ends}), learning_rates
 
 
+@pytest.mark.slow  # dry runs of the production plan
+@pytest.mark.snakemake
 @pytest.mark.parametrize("name", list(PARTIAL_CONFIGS))
 def test_plan_status_and_dry_run_agree(tmp_path, name):
     path = write_yaml(tmp_path / "mine.yaml", PARTIAL_CONFIGS[name])

@@ -9,6 +9,8 @@ import pytest
 
 from workflow_helpers import DEMO_DAG_CONFIGS, fresh_clone, load_yaml, snakemake, write_yaml
 
+pytestmark = pytest.mark.snakemake  # every test runs Snakemake: dry runs, a few jobs, or the demo
+
 
 def job_counts(output):
     counts, in_table = {}, False

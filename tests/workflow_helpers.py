@@ -48,7 +48,20 @@ def write_yaml(path, content):
     return path
 
 
+# Set by tests/conftest.py before each test: whether the test is marked
+# `snakemake`. None outside pytest. `make test-fast` deselects the marker, so a
+# test that ran Snakemake without it would slow down the fast tier unseen.
+SNAKEMAKE_ALLOWED = None
+
+
+def snakemake_command(*args):
+    """[snakemake, *args], refused in a test that is not marked `snakemake`."""
+    if SNAKEMAKE_ALLOWED is False:
+        raise AssertionError("this test runs snakemake: mark it @pytest.mark.snakemake (pyproject.toml's markers)")
+    return [SNAKEMAKE, *args]
+
+
 def snakemake(workdir, *args, timeout=1800, env=None):
     return subprocess.run(
-        [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env,
+        snakemake_command(*args), cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env,
     )
