@@ -18,6 +18,7 @@ import tensorflow as tf
 from . import checkpoints
 from .inputs import evaluation_dataset, parse_spec
 from .modeling import BertConfig, BertPretrainer, pretraining_loss
+from .tokenization import SPECIAL_TOKEN_ROLES
 
 
 def load_model(prefix: str, bert_config: BertConfig, use_next_sentence_prediction: bool) -> BertPretrainer:
@@ -83,7 +84,7 @@ def evaluate_checkpoint(
     kept unchanged the model can copy its input).
     """
     model = load_model(prefix, bert_config, use_next_sentence_prediction)
-    mask_id = tokens.index("[MASK]") if tokens else -1
+    mask_id = tokens.index(SPECIAL_TOKEN_ROLES["mask_token"]) if tokens else -1
     baseline_token_id = baseline_instances = None
     if training_files:
         baseline_token_id, baseline_instances = most_frequent_masked_token(
