@@ -323,7 +323,7 @@ def peer_worker(cfg: dict) -> dict:
 
     from bert_pretraining.inputs import expand_input_files, pretraining_dataset
     from bert_pretraining.record_shares import records_per_file
-    from bert_pretraining.tfrecords import read_records_sidecar
+    from bert_pretraining.records_sidecar import read_records_sidecar
 
     torch.set_num_threads(cfg["threads"])
     model = peer_model(cfg, torch, transformers)

@@ -89,7 +89,7 @@ def measure_reader(directory: Path, batch: int, seq: int, predictions: int, warm
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from bert_pretraining.inputs import pretraining_dataset
     from bert_pretraining.segment_job import records_per_file
-    from bert_pretraining.tfrecords import read_records_sidecar
+    from bert_pretraining.records_sidecar import read_records_sidecar
 
     sidecar = read_records_sidecar(str(directory / "records.json"))
     counts = records_per_file(sidecar)

@@ -1,17 +1,33 @@
-"""Small pretraining records for training tests, written with the project's own writer."""
+"""Small pretraining records for training tests, written with the project's own serialiser and writer."""
 
 import os
 import random
 
-from bert_pretraining.tfrecords import serialize_pretraining_example, write_records, write_records_sidecar
+from bert_pretraining.records_sidecar import write_records_sidecar
+from bert_pretraining.tfrecords import ExampleSerializer, TFRecordWriter
 
 VOCAB_SIZE = 64
+
+
+def serialize_pretraining_example(input_ids, segment_ids, masked_lm_positions, masked_lm_ids, next_sentence_label,
+                                  max_seq_length, max_predictions_per_seq):
+    """One Example in Google's layout (the records stage's serialiser, for one shape)."""
+    return ExampleSerializer(max_seq_length, max_predictions_per_seq).serialize(
+        input_ids, segment_ids, masked_lm_positions, masked_lm_ids, next_sentence_label)
+
+
+def write_records(path, records):
+    """Write serialised records to a TFRecord file atomically; returns the count."""
+    with TFRecordWriter(path) as writer:
+        writer.write_many(records)
+    return writer.count
 
 
 def make_records(directory, *, files=2, per_file=40, max_seq_length=32, max_predictions_per_seq=5, seed=0):
     """Learnable toy data: segment B repeats segment A's pattern unless it is a random next."""
     os.makedirs(directory, exist_ok=True)
     rng = random.Random(seed)
+    serializer = ExampleSerializer(max_seq_length, max_predictions_per_seq)
     entries = []
     for index in range(files):
         examples = []
@@ -28,11 +44,7 @@ def make_records(directory, *, files=2, per_file=40, max_seq_length=32, max_pred
             labels = [tokens[p] for p in positions]
             for p in positions:
                 tokens[p] = 4
-            examples.append(
-                serialize_pretraining_example(
-                    tokens, segments, positions, labels, int(is_random), max_seq_length, max_predictions_per_seq
-                )
-            )
+            examples.append(serializer.serialize(tokens, segments, positions, labels, int(is_random)))
         name = f"shard_{index:05d}.tfrecord"
         write_records(os.path.join(directory, name), examples)
         entries.append({"file": name, "num_instances": len(examples)})

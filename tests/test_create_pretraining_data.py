@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bert_pretraining.tfrecords import count_records, read_examples, read_records_sidecar
+from bert_pretraining.records_sidecar import read_records_sidecar
 from bert_pretraining.tokenization import train_vocabulary, vocab_sha256
+from records_reader import count_records, read_examples
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 WORDS = "Revenue grew in the quarter , the bank said ; Fortum and Nokia shares fell 4 % on Monday .".split()
@@ -179,8 +180,8 @@ def test_bad_inputs_print_one_error_line(workspace, tmp_path):
 def test_the_records_stage_does_not_import_tensorflow():
     code = (
         "import sys, runpy\n"
-        "import bert_pretraining.corpus, bert_pretraining.tokenization, bert_pretraining.instances\n"
-        "import bert_pretraining.tfrecords, bert_pretraining.progress\n"
+        "import bert_pretraining.documents, bert_pretraining.instances, bert_pretraining.pretraining_examples\n"
+        "import bert_pretraining.pretraining_data, bert_pretraining.tfrecords, bert_pretraining.records_sidecar\n"
         "for script in ('shard_corpus', 'train_vocab', 'create_pretraining_data', 'summarize_records'):\n"
         f"    runpy.run_path(r'{SCRIPTS}/' + script + '.py', run_name='not_main')\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
@@ -193,20 +194,22 @@ def test_the_records_stage_does_not_import_tensorflow():
 def test_without_the_c_extension_the_records_are_the_same(workspace, tmp_path, monkeypatch, caplog, whole_word):
     # The fallback when no C compiler was available at install time: the
     # same records and stats, and a warning that says why it is slower.
-    from bert_pretraining import instances
+    from bert_pretraining import pretraining_examples
+    from bert_pretraining.instances import InstanceOptions
+    from bert_pretraining.pretraining_data import create_pretraining_data
 
-    options = instances.InstanceOptions(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2,
-                                        do_whole_word_mask=whole_word)
+    options = InstanceOptions(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2,
+                              do_whole_word_mask=whole_word)
     inputs = [str(workspace / "a.txt"), str(workspace / "b.txt")]
 
     def records(name):
-        stats = instances.create_pretraining_data(inputs, [str(tmp_path / f"{name}.tfrecord")],
-                                                  str(workspace / "vocab.txt"), options, False, 7)
+        stats = create_pretraining_data(inputs, [str(tmp_path / f"{name}.tfrecord")], str(workspace / "vocab.txt"),
+                                        options, False, 7)
         return (tmp_path / f"{name}.tfrecord").read_bytes(), {k: v for k, v in stats.items() if k != "files"}
 
-    assert instances.compiled is not None
+    assert pretraining_examples.compiled is not None
     compiled = records("compiled")
     assert "not built" not in caplog.text
-    monkeypatch.setattr(instances, "compiled", None)
+    monkeypatch.setattr(pretraining_examples, "compiled", None)
     assert records("python") == compiled
     assert "bert_pretraining._fast_instances is not built" in caplog.text

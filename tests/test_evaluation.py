@@ -8,7 +8,7 @@ import numpy as np
 from bert_pretraining import checkpoints
 from bert_pretraining.evaluation import evaluate_checkpoint, most_frequent_masked_token
 from bert_pretraining.modeling import BertConfig, BertPretrainer
-from bert_pretraining.tfrecords import serialize_pretraining_example, write_records
+from synthetic_records import serialize_pretraining_example, write_records
 
 MASK, VOCAB = 4, 50
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *[f"t{index}" for index in range(5, VOCAB)]]

@@ -1,9 +1,9 @@
-"""TFRecords written without TensorFlow, read back with TensorFlow (Google's spec)."""
+"""TFRecords written without TensorFlow, read back with TensorFlow (Google's spec); the records sidecar."""
 
 import json
 import os
+import hashlib
 import random
-import struct
 
 import pytest
 
@@ -11,26 +11,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 
 from bert_pretraining.errors import RecordsError  # noqa: E402
-from bert_pretraining.instances import InstanceOptions, create_pretraining_data  # noqa: E402
-from bert_pretraining.tfrecords import (  # noqa: E402
-    TFRecordWriter,
+from bert_pretraining.instances import InstanceOptions  # noqa: E402
+from bert_pretraining.pretraining_data import create_pretraining_data  # noqa: E402
+from bert_pretraining.records_sidecar import (  # noqa: E402
     check_records_sidecar,
-    feature_spec,
-    float_feature,
-    int64_feature,
-    iter_records,
-    parse_example,
-    pretraining_example_serializer,
-    read_examples,
     read_records_sidecar,
-    reference_serialize_pretraining_example,
-    serialize_example,
-    serialize_pretraining_example,
     summarize_records_stats,
-    write_records,
     write_records_sidecar,
 )
+from bert_pretraining.tfrecords import ExampleSerializer, TFRecordWriter, feature_spec  # noqa: E402
 from bert_pretraining.tokenization import read_vocabulary, train_vocabulary, vocab_sha256  # noqa: E402
+from records_reader import iter_records, parse_example, read_examples  # noqa: E402
+from synthetic_records import write_records  # noqa: E402
 
 MAX_SEQ_LENGTH = 64
 MAX_PREDICTIONS = 10
@@ -121,16 +113,56 @@ def test_feature_spec_matches_googles():
         assert google[name].shape == [length] and google[name].dtype == getattr(tf, dtype)
 
 
-def test_generic_features_match_protobuf():
-    values = [0, 1, 127, 128, 300, 2**17, 2**31, 2**62, -1, -(2**63)]
-    floats = [0.0, 1.0, -2.5, 3.25]
-    data = serialize_example({"ints": int64_feature(values), "floats": float_feature(floats),
-                              "empty": int64_feature([])})
-    example = tf.train.Example.FromString(data)
-    assert list(example.features.feature["ints"].int64_list.value) == values
-    assert list(example.features.feature["floats"].float_list.value) == floats
-    assert parse_example(data) == {"ints": values, "floats": floats, "empty": []}
-    assert parse_example(example.SerializeToString()) == parse_example(data)
+def serializer_cases():
+    """Random examples of several shapes: ids of 1-3 varint bytes and beyond the lookup table,
+    positions of 1 and 2 bytes."""
+    rng = random.Random(2024)
+    for case in range(300):
+        max_seq_length = rng.choice([8, 64, 128, 129, 200, 512])
+        max_predictions = rng.randint(1, 30)
+        length = rng.randint(5, max_seq_length)
+        num_segment_a = rng.randint(2, length - 1)
+        big = 250_000 if case % 3 == 0 else 30_000
+        input_ids = [rng.randint(0, big) for _ in range(length)]
+        segment_ids = [0] * num_segment_a + [1] * (length - num_segment_a)
+        positions = sorted(rng.sample(range(length), min(rng.randint(0, max_predictions), length)))
+        labels = [rng.randint(0, big) for _ in positions]
+        yield input_ids, segment_ids, positions, labels, rng.randint(0, 1), max_seq_length, max_predictions
+
+
+def test_examples_are_the_protobufs_of_googles_features():
+    for input_ids, segment_ids, positions, labels, label, seq, pred in serializer_cases():
+        data = ExampleSerializer(seq, pred).serialize(input_ids, segment_ids, positions, labels, label)
+        example = tf.train.Example.FromString(data)
+        # Packed, nothing extra: the size protobuf computes for the message.
+        assert len(data) == example.ByteSize()
+        seq_padding, pred_padding = [0] * (seq - len(input_ids)), [0] * (pred - len(positions))
+        expected = {
+            "input_ids": input_ids + seq_padding,
+            "input_mask": [1] * len(input_ids) + seq_padding,
+            "segment_ids": segment_ids + seq_padding,
+            "masked_lm_positions": positions + pred_padding,
+            "masked_lm_ids": labels + pred_padding,
+            "masked_lm_weights": [1.0] * len(positions) + [0.0] * len(pred_padding),
+            "next_sentence_labels": [label],
+        }
+        features = example.features.feature
+        assert sorted(features) == sorted(expected)
+        for name, values in expected.items():
+            kind = "float_list" if name == "masked_lm_weights" else "int64_list"
+            assert list(getattr(features[name], kind).value) == values, name
+        decoded = parse_example(data)
+        assert decoded == expected == parse_example(example.SerializeToString())
+        assert list(decoded) == list(expected)  # on the wire in Google's order
+
+
+def test_example_bytes_are_unchanged():
+    # The sha256 of serializer_cases() as the records stage wrote them before
+    # the serialisers were merged into one: records stay byte-identical.
+    digest = hashlib.sha256()
+    for *fields, seq, pred in serializer_cases():
+        digest.update(ExampleSerializer(seq, pred).serialize(*fields))
+    assert digest.hexdigest() == "7f995ea3adfb3fa02d2595e89d600be4be5d7fd5b1c428e6f1a3be79b005e2b9"
 
 
 def test_framing_is_compatible_both_ways(tmp_path):
@@ -227,57 +259,22 @@ def test_summary_sums_shards_and_rejects_disagreeing_flags(tmp_path, records):
         summarize_records_stats([str(p) for p in paths])
 
 
-def test_example_encoding_is_compact():
-    # A guard against accidentally unpacked encodings (three times larger).
-    data = serialize_example({"x": int64_feature(list(range(100)))})
-    assert len(data) < 120
-    assert struct.unpack("<f", struct.pack("<f", 1.0)) == (1.0,)
-
-
-def test_fast_serialiser_matches_the_straightforward_encoding():
-    # serialize_pretraining_example and the serialiser of the records stage
-    # assemble precomputed pieces; the bytes must be those of encoding each
-    # feature and then the Example (the reference, itself checked against
-    # protobuf above), on random shapes and values (ids of 1, 2 and 3 bytes,
-    # positions of 1 and 2 bytes, ids beyond the lookup table).
-    rng = random.Random(0)
-    for case in range(2000):
-        max_seq_length = rng.choice([8, 64, 128, 129, 200, 512])
-        max_predictions = rng.randint(0, 30)
-        length = rng.randint(0, max_seq_length)
-        num_segment_a = rng.randint(0, length)
-        big = 2**40 if case % 50 == 0 else 2**17 - 1
-        input_ids = [rng.choice([rng.randint(0, 127), rng.randint(0, 30000), rng.randint(0, big)])
-                     for _ in range(length)]
-        segment_ids = [0] * num_segment_a + [1] * (length - num_segment_a)
-        predictions = rng.randint(0, max_predictions)
-        positions = sorted(rng.sample(range(max_seq_length), min(predictions, max_seq_length)))
-        labels = [rng.randint(0, 2**17 - 1) for _ in positions]
-        label = rng.randint(0, 1)
-        expected = reference_serialize_pretraining_example(
-            input_ids, segment_ids, positions, labels, label, max_seq_length, max_predictions)
-        assert serialize_pretraining_example(
-            input_ids, segment_ids, positions, labels, label, max_seq_length, max_predictions) == expected
-        if big < 2**17:
-            serializer = pretraining_example_serializer(max_seq_length, max_predictions)
-            assert serializer.serialize_pair(input_ids, num_segment_a, positions, labels, label) == expected
-    example = tf.train.Example.FromString(expected)
-    assert list(example.features.feature["input_ids"].int64_list.value) == input_ids + [0] * (max_seq_length - length)
-
-
-def test_checked_serialiser_rejects_bad_values():
+def test_serialiser_rejects_bad_values():
+    serializer = ExampleSerializer(8, 2)
     with pytest.raises(ValueError, match="segment ids"):
-        serialize_pretraining_example([5, 6], [0, 2], [1], [6], 0, 8, 2)
+        serializer.serialize([5, 6], [0, 2], [1], [6], 0)
     with pytest.raises(ValueError, match="masked positions"):
-        serialize_pretraining_example([5, 6], [0, 1], [0, 1, 1], [6, 6, 6], 0, 8, 2)
+        serializer.serialize([5, 6], [0, 1], [0, 1, 1], [6, 6, 6], 0)
     # Negative values are not table lookups (a negative index would wrap).
-    assert parse_example(serialize_pretraining_example([-1, 6], [0, 1], [1], [-3], 1, 8, 2))["input_ids"][:2] == [-1, 6]
+    assert parse_example(serializer.serialize([-1, 6], [0, 1], [1], [-3], 1))["input_ids"][:2] == [-1, 6]
 
 
 def test_batched_writing_frames_records_like_write(tmp_path):
     payloads = [os.urandom(n) for n in (0, 1, 127, 128, 700, 5000)] * 700
     one, many = tmp_path / "one.tfrecord", tmp_path / "many.tfrecord"
-    write_records(str(one), payloads)
+    with TFRecordWriter(str(one)) as writer:
+        for payload in payloads:
+            writer.write(payload)
     with TFRecordWriter(str(many)) as writer:
         writer.write_many(iter(payloads), batch=100)
     assert writer.count == len(payloads)

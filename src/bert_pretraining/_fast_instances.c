@@ -1,14 +1,15 @@
 /*
- * The inner loop of instances.py in C: Google's create_instances_from_document
- * and create_masked_lm_predictions on token ids, drawing from a copy of a
- * Python random.Random's Mersenne Twister state.
+ * The records stage's accelerator: Google's create_training_instances (the
+ * outer loop's document passes), create_instances_from_document,
+ * create_masked_lm_predictions and the tf.train.Example encoding, in C, on
+ * token ids, drawing from a copy of a Python random.Random's Mersenne Twister.
  *
- * Every draw is the one CPython's random.Random makes for the same call
- * (random(), getrandbits(k), randint(a, b) and shuffle() through
- * _randbelow_with_getrandbits), in the same order as instances.py, so the
- * instances and the final generator state are those of the Python code. The
- * tests compare both on random corpora; instances.py uses this module only
- * for a plain random.Random and falls back to Python without it.
+ * instances.py is the definition: every draw here is the one CPython's
+ * random.Random makes for the same call of that code (random(),
+ * getrandbits(k), randint(a, b) and shuffle() through
+ * _randbelow_with_getrandbits), in the same order, and the Example bytes are
+ * those of tfrecords.ExampleSerializer. The tests compare them on random
+ * corpora; pretraining_examples.py uses this module when it is built.
  *
  * Twister(state)       the 625 ints of random.Random.getstate()[1]
  *   .state()           the same 625 ints, for random.Random.setstate
@@ -16,12 +17,10 @@
  * Corpus(documents, max_seq_length, max_predictions_per_seq, masked_lm_prob,
  *        short_seq_prob, do_whole_word_mask, cls_id, sep_id, mask_id,
  *        vocab_size, is_continuation)
- *   .document_instances(twister, index)  -> list of raw instance tuples
- *     (input_ids, num_segment_a, masked_lm_positions, masked_lm_ids,
- *      is_random_next, num_truncated), as instances._document_instances
- *   .document_examples(twister, index)  -> the same as serialised
- *     tf.train.Examples, the bytes of tfrecords.serialize_pretraining_example
- *   .counts()  -> the records stats of all instances made so far
+ *   .document_examples(twister, index, shapes)  -> the serialised Examples of
+ *     one pass of create_instances_from_document; appends to the bytearray
+ *     `shapes` four native ints per instance (sequence length, masked
+ *     positions, is random next, tokens truncated) for the records stats
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -275,8 +274,6 @@ typedef struct {
     int32_t cls_id, sep_id, mask_id;
     Py_ssize_t vocab_size;
     unsigned char *is_continuation; /* vocab_size flags, for whole-word masking */
-    PyObject **id_objects;          /* int objects 0 .. num_id_objects - 1, shared */
-    Py_ssize_t num_id_objects;
     /* Scratch of max_seq_length entries each. */
     int32_t *input;
     int32_t *output;
@@ -286,20 +283,11 @@ typedef struct {
     Py_ssize_t *chosen;
     int32_t *masked_values;  /* positions, then labels: 2 x max_predictions_per_seq */
     unsigned char *example; /* scratch for one serialised Example */
-    /* Counts over every instance made so far (the records stats). */
-    Py_ssize_t *length_counts;  /* by sequence length, 0 .. max_seq_length */
-    Py_ssize_t *masked_counts;  /* by number of masked positions */
-    Py_ssize_t random_next, instances_truncated, tokens_truncated;
 } CorpusObject;
 
 static void
 Corpus_dealloc(CorpusObject *self)
 {
-    if (self->id_objects != NULL) {
-        for (Py_ssize_t i = 0; i < self->num_id_objects; i++)
-            Py_XDECREF(self->id_objects[i]);
-        PyMem_Free(self->id_objects);
-    }
     PyMem_Free(self->tokens);
     PyMem_Free(self->sentence_start);
     PyMem_Free(self->document_start);
@@ -312,8 +300,6 @@ Corpus_dealloc(CorpusObject *self)
     PyMem_Free(self->chosen);
     PyMem_Free(self->masked_values);
     PyMem_Free(self->example);
-    PyMem_Free(self->length_counts);
-    PyMem_Free(self->masked_counts);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -411,7 +397,7 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
-/* tf.train.Example in Google's layout, as tfrecords.serialize_example        */
+/* tf.train.Example in Google's layout, as tfrecords.ExampleSerializer       */
 /* ------------------------------------------------------------------------ */
 
 /* Example { Features features = 1 } ; Features { map<string, Feature> feature
@@ -597,10 +583,8 @@ Corpus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->chosen = PyMem_Malloc(sizeof(Py_ssize_t) * n);
     self->masked_values = PyMem_Malloc(sizeof(int32_t) * 2 * max_predictions_per_seq);
     self->example = PyMem_Malloc(max_example_size(max_seq_length, max_predictions_per_seq));
-    self->length_counts = PyMem_Calloc(max_seq_length + 1, sizeof(Py_ssize_t));
-    self->masked_counts = PyMem_Calloc(max_predictions_per_seq + 1, sizeof(Py_ssize_t));
     if (!self->input || !self->output || !self->candidates || !self->group_start || !self->group_length ||
-        !self->chosen || !self->masked_values || !self->example || !self->length_counts || !self->masked_counts) {
+        !self->chosen || !self->masked_values || !self->example) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -612,61 +596,6 @@ fail:
     return NULL;
 }
 
-/* Shared int objects for every id and position (like the shared ints of the
-   Python code): lists of them are references, not new ints. Made on the first
-   pass that returns raw instances (serialised Examples need none). */
-static int
-make_id_objects(CorpusObject *self)
-{
-    if (self->id_objects != NULL)
-        return 0;
-    Py_ssize_t count = self->vocab_size > self->max_seq_length ? self->vocab_size : self->max_seq_length;
-    self->id_objects = PyMem_Calloc(count, sizeof(PyObject *));
-    if (self->id_objects == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        self->id_objects[i] = PyLong_FromSsize_t(i);
-        if (self->id_objects[i] == NULL) {
-            while (i-- > 0)
-                Py_DECREF(self->id_objects[i]);
-            PyMem_Free(self->id_objects);
-            self->id_objects = NULL;
-            return -1;
-        }
-    }
-    self->num_id_objects = count;
-    return 0;
-}
-
-static PyObject *
-id_object(CorpusObject *self, Py_ssize_t value)
-{
-    if (value >= 0 && value < self->num_id_objects) {
-        Py_INCREF(self->id_objects[value]);
-        return self->id_objects[value];
-    }
-    return PyLong_FromSsize_t(value);
-}
-
-static PyObject *
-int32_list(CorpusObject *self, const int32_t *values, Py_ssize_t n)
-{
-    PyObject *list = PyList_New(n);
-    if (list == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = id_object(self, values[i]);
-        if (value == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, i, value);
-    }
-    return list;
-}
-
 static int
 compare_sizes(const void *a, const void *b)
 {
@@ -674,7 +603,7 @@ compare_sizes(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* instances._mask on self->input[0:n] into self->output; the masked
+/* instances.create_masked_lm_predictions on self->input[0:n] into self->output; the masked
    positions, ascending, in self->chosen. Returns their number. */
 static Py_ssize_t
 mask_tokens(CorpusObject *self, TwisterObject *twister, Py_ssize_t n)
@@ -757,49 +686,29 @@ mask_tokens(CorpusObject *self, TwisterObject *twister, Py_ssize_t n)
     return num_masked;
 }
 
-/* One raw instance tuple from the masked sequence. */
-static PyObject *
-raw_instance(CorpusObject *self, Py_ssize_t n, Py_ssize_t num_segment_a, Py_ssize_t num_masked,
-             int is_random_next, Py_ssize_t num_truncated)
+/* Append an instance's shape (four native ints) to the bytearray `shapes`. */
+static int
+append_shape(PyObject *shapes, Py_ssize_t n, Py_ssize_t num_masked, int is_random_next, Py_ssize_t num_truncated)
 {
-    PyObject *input_ids = int32_list(self, self->output, n);
-    PyObject *positions = PyList_New(num_masked);
-    PyObject *labels = PyList_New(num_masked);
-    if (input_ids == NULL || positions == NULL || labels == NULL)
-        goto fail;
-    for (Py_ssize_t m = 0; m < num_masked; m++) {
-        PyObject *position = id_object(self, self->chosen[m]);
-        PyObject *label = id_object(self, self->input[self->chosen[m]]);
-        if (position == NULL || label == NULL) {
-            Py_XDECREF(position);
-            Py_XDECREF(label);
-            goto fail;
-        }
-        PyList_SET_ITEM(positions, m, position);
-        PyList_SET_ITEM(labels, m, label);
-    }
-    return Py_BuildValue("(NnNNNn)", input_ids, num_segment_a, positions, labels, PyBool_FromLong(is_random_next),
-                         num_truncated);
-fail:
-    Py_XDECREF(input_ids);
-    Py_XDECREF(positions);
-    Py_XDECREF(labels);
-    return NULL;
+    int shape[4] = {(int)n, (int)num_masked, is_random_next, (int)num_truncated};
+    Py_ssize_t size = PyByteArray_GET_SIZE(shapes);
+    if (PyByteArray_Resize(shapes, size + (Py_ssize_t)sizeof shape) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(shapes) + size, shape, sizeof shape);
+    return 0;
 }
 
-/* One pass of create_instances_from_document: raw instance tuples, or with
-   `serialize` their serialised Examples. */
+/* One pass of create_instances_from_document, as serialised Examples. */
 static PyObject *
-document_pass(CorpusObject *self, PyObject *args, int serialize)
+Corpus_document_examples(CorpusObject *self, PyObject *args)
 {
     TwisterObject *twister;
     Py_ssize_t document_index;
-    if (!PyArg_ParseTuple(args, "O!n", &TwisterType, &twister, &document_index))
-        return NULL;
-    if (!serialize && make_id_objects(self) < 0)
+    PyObject *shapes;
+    if (!PyArg_ParseTuple(args, "O!nO!", &TwisterType, &twister, &document_index, &PyByteArray_Type, &shapes))
         return NULL;
     if (document_index < 0 || document_index >= self->num_documents) {
-        PyErr_Format(PyExc_IndexError, "document_instances(): document %zd of %zd", document_index,
+        PyErr_Format(PyExc_IndexError, "document_examples(): document %zd of %zd", document_index,
                      self->num_documents);
         return NULL;
     }
@@ -876,7 +785,7 @@ document_pass(CorpusObject *self, PyObject *args, int serialize)
             a_length = a_stop - a_start;
             b_length = b_stop - b_start;
             if (a_length == 0 || b_length == 0) {
-                PyErr_SetString(PyExc_RuntimeError, "document_instances(): an empty segment (an empty sentence?)");
+                PyErr_SetString(PyExc_RuntimeError, "document_examples(): an empty segment (an empty sentence?)");
                 Py_DECREF(instances);
                 return NULL;
             }
@@ -891,14 +800,11 @@ document_pass(CorpusObject *self, PyObject *args, int serialize)
             input[n++] = self->sep_id;
 
             Py_ssize_t num_masked = mask_tokens(self, twister, n);
-            self->length_counts[n]++;
-            self->masked_counts[num_masked]++;
-            self->random_next += is_random_next;
-            self->instances_truncated += num_truncated > 0;
-            self->tokens_truncated += num_truncated;
-            PyObject *instance = serialize
-                                     ? serialize_instance(self, n, a_length + 2, num_masked, is_random_next)
-                                     : raw_instance(self, n, a_length + 2, num_masked, is_random_next, num_truncated);
+            if (append_shape(shapes, n, num_masked, is_random_next, num_truncated) < 0) {
+                Py_DECREF(instances);
+                return NULL;
+            }
+            PyObject *instance = serialize_instance(self, n, a_length + 2, num_masked, is_random_next);
             if (instance == NULL || PyList_Append(instances, instance) < 0) {
                 Py_XDECREF(instance);
                 Py_DECREF(instances);
@@ -913,48 +819,9 @@ document_pass(CorpusObject *self, PyObject *args, int serialize)
     return instances;
 }
 
-static PyObject *
-Corpus_document_instances(CorpusObject *self, PyObject *args)
-{
-    return document_pass(self, args, 0);
-}
-
-static PyObject *
-Corpus_document_examples(CorpusObject *self, PyObject *args)
-{
-    return document_pass(self, args, 1);
-}
-
-static PyObject *
-size_list(const Py_ssize_t *values, Py_ssize_t n)
-{
-    PyObject *list = PyList_New(n);
-    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
-        PyObject *value = PyLong_FromSsize_t(values[i]);
-        if (value == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, i, value);
-    }
-    return list;
-}
-
-static PyObject *
-Corpus_counts(CorpusObject *self, PyObject *unused)
-{
-    return Py_BuildValue("(NNnnn)", size_list(self->length_counts, self->max_seq_length + 1),
-                         size_list(self->masked_counts, self->max_predictions_per_seq + 1), self->random_next,
-                         self->instances_truncated, self->tokens_truncated);
-}
-
 static PyMethodDef Corpus_methods[] = {
-    {"document_instances", (PyCFunction)Corpus_document_instances, METH_VARARGS,
-     "document_instances(twister, index): the raw instances of one document pass."},
     {"document_examples", (PyCFunction)Corpus_document_examples, METH_VARARGS,
-     "document_examples(twister, index): the same instances as serialised tf.train.Examples."},
-    {"counts", (PyCFunction)Corpus_counts, METH_NOARGS,
-     "(by length, by number masked, random next, instances truncated, tokens truncated) so far."},
+     "document_examples(twister, index, shapes): the serialised Examples of one document pass."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -972,7 +839,7 @@ static PyTypeObject CorpusType = {
 static struct PyModuleDef fast_instances_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "bert_pretraining._fast_instances",
-    .m_doc = "The inner loop of instances.py in C (same draws, same instances).",
+    .m_doc = "The records stage's accelerator: instances.py's algorithm and the Example bytes, in C.",
     .m_size = -1,
 };
 

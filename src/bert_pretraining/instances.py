@@ -33,34 +33,21 @@ Deliberate differences from Google's code, all on edge cases:
 Like Google's, a corpus with a single document takes its "random" next
 segments from that same document (after ten tries at another one).
 
-Everything above is a pure function of its inputs and an explicit
-``random.Random``. :func:`create_pretraining_data` drives it for one shard:
-tokenise (HF tokenizers, in batches), build instances, write TFRecords.
-Memory is bounded by one shard: its token ids plus its serialised instances.
+A readable transcription of Google's functions, each a pure function of its
+inputs and an explicit ``random.Random`` (whose methods it calls exactly as
+Google's code does). It is the definition of the records: the C accelerator
+``_fast_instances.c`` must give the same instances from the same generator
+state (the tests compare them), and it is the fallback when the accelerator
+is not built (see :mod:`.pretraining_examples`).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import random
-from dataclasses import asdict, dataclass
-from operator import itemgetter
-from typing import Callable, Iterable, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
 
-from .corpus import AtomicFile, read_lines
-from .errors import ConfigError, CorpusError
-from .progress import Progress
-from .tfrecords import VARINT_TABLE_SIZE, TFRecordWriter, pretraining_example_serializer, serialize_pretraining_example
-from .tokenization import case_mismatch_warning, read_vocabulary, tokenizer_from_vocab, vocab_sha256
-
-try:  # the inner loop in C (setup.py builds it; same draws, same instances)
-    from . import _fast_instances as compiled
-except ImportError:  # no C compiler at install time: the same algorithm in Python
-    compiled = None
-
-log = logging.getLogger(__name__)
+from .errors import ConfigError
 
 # Probabilities of the replacement of a chosen token (Google's constants).
 MASK_PROB = 0.8
@@ -138,15 +125,178 @@ class TrainingInstance:
     num_truncated: int = 0  # tokens cut by truncate_seq_pair
 
 
-class MaskedLmPredictions(NamedTuple):
-    output_ids: list[int]
-    positions: list[int]
-    labels: list[int]
+def create_training_instances(
+    documents: Iterable[Sequence[Sequence[int]]],
+    options: InstanceOptions,
+    vocab: VocabInfo,
+    rng: random.Random,
+    encode: Callable[[TrainingInstance], object] | None = None,
+    on_document: Callable[[], None] | None = None,
+) -> list:
+    """All instances of a set of documents, shuffled (Google's outer loop).
+
+    ``encode`` maps each instance as soon as it is made (to serialised bytes,
+    which take far less memory than the instance); the shuffle then acts on
+    the encoded values, in the same order. ``on_document`` is called after
+    each document pass, for progress.
+    """
+    all_documents = [document for document in documents if document]  # drop empty documents
+    rng.shuffle(all_documents)
+    outputs: list = []
+    for _ in range(options.dupe_factor):
+        for document_index in range(len(all_documents)):
+            instances = create_instances_from_document(all_documents, document_index, options, vocab, rng)
+            outputs.extend(instances if encode is None else map(encode, instances))
+            if on_document is not None:
+                on_document()
+    rng.shuffle(outputs)
+    return outputs
 
 
-# --------------------------------------------------------------------------
-# The algorithm
-# --------------------------------------------------------------------------
+def create_instances_from_document(
+    all_documents: Sequence[Sequence[Sequence[int]]],
+    document_index: int,
+    options: InstanceOptions,
+    vocab: VocabInfo,
+    rng: random.Random,
+) -> list[TrainingInstance]:
+    """The instances of one document (one pass of Google's loop)."""
+    document = all_documents[document_index]
+    # Account for [CLS], [SEP], [SEP].
+    max_num_tokens = options.max_seq_length - 3
+
+    # Usually fill the whole sequence (padding is wasted compute), sometimes
+    # aim shorter to match fine-tuning inputs. A target, not a hard limit.
+    target_seq_length = max_num_tokens
+    if rng.random() < options.short_seq_prob:
+        target_seq_length = rng.randint(2, max_num_tokens)
+
+    instances = []
+    current_chunk: list[Sequence[int]] = []
+    current_length = 0
+    i = 0
+    while i < len(document):
+        segment = document[i]
+        current_chunk.append(segment)
+        current_length += len(segment)
+        if i == len(document) - 1 or current_length >= target_seq_length:
+            if current_chunk:
+                # How many sentences of the chunk go into segment A.
+                a_end = 1
+                if len(current_chunk) >= 2:
+                    a_end = rng.randint(1, len(current_chunk) - 1)
+                tokens_a: list[int] = []
+                for j in range(a_end):
+                    tokens_a.extend(current_chunk[j])
+
+                tokens_b: list[int] = []
+                if len(current_chunk) == 1 or rng.random() < 0.5:
+                    is_random_next = True
+                    target_b_length = target_seq_length - len(tokens_a)
+                    # Try to take B from another document (rarely needs a
+                    # second try on a real corpus).
+                    for _ in range(10):
+                        random_document_index = rng.randint(0, len(all_documents) - 1)
+                        if random_document_index != document_index:
+                            break
+                    random_document = all_documents[random_document_index]
+                    random_start = rng.randint(0, len(random_document) - 1)
+                    for j in range(random_start, len(random_document)):
+                        tokens_b.extend(random_document[j])
+                        if len(tokens_b) >= target_b_length:
+                            break
+                    # The chunk's sentences after A were not used: put them
+                    # back so they start the next chunk.
+                    num_unused_segments = len(current_chunk) - a_end
+                    i -= num_unused_segments
+                else:
+                    is_random_next = False
+                    for j in range(a_end, len(current_chunk)):
+                        tokens_b.extend(current_chunk[j])
+                num_truncated = truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+                assert tokens_a and tokens_b
+
+                tokens = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
+                segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
+                output_ids, positions, labels = create_masked_lm_predictions(
+                    tokens,
+                    options.masked_lm_prob,
+                    options.max_predictions_per_seq,
+                    vocab,
+                    rng,
+                    options.do_whole_word_mask,
+                )
+                instances.append(
+                    TrainingInstance(
+                        input_ids=output_ids,
+                        segment_ids=segment_ids,
+                        masked_lm_positions=positions,
+                        masked_lm_ids=labels,
+                        is_random_next=is_random_next,
+                        num_truncated=num_truncated,
+                    )
+                )
+            current_chunk = []
+            current_length = 0
+        i += 1
+    return instances
+
+
+def create_masked_lm_predictions(
+    token_ids: Sequence[int],
+    masked_lm_prob: float,
+    max_predictions_per_seq: int,
+    vocab: VocabInfo,
+    rng: random.Random,
+    do_whole_word_mask: bool = False,
+) -> tuple[list[int], list[int], list[int]]:
+    """Choose and replace the tokens to predict: (output ids, positions, original ids), positions sorted."""
+    # Candidate "words": lists of positions. Without whole-word masking every
+    # piece is its own word.
+    cls_id, sep_id = vocab.cls_id, vocab.sep_id
+    if not do_whole_word_mask:
+        cand_indexes = [[i] for i, token_id in enumerate(token_ids) if token_id != cls_id and token_id != sep_id]
+    else:
+        cand_indexes = []
+        word_may_continue = False
+        for i, token_id in enumerate(token_ids):
+            if token_id == cls_id or token_id == sep_id:
+                word_may_continue = False
+                continue
+            if word_may_continue and vocab.is_continuation[token_id]:
+                cand_indexes[-1].append(i)
+            else:
+                cand_indexes.append([i])
+            word_may_continue = True
+
+    rng.shuffle(cand_indexes)
+    output_ids = list(token_ids)
+    num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(token_ids) * masked_lm_prob))))
+
+    masked: list[tuple[int, int]] = []
+    for index_set in cand_indexes:
+        if len(masked) >= num_to_predict:
+            break
+        # A whole word that would exceed the budget is skipped (Google).
+        if len(masked) + len(index_set) > num_to_predict:
+            continue
+        # One decision per word (per piece in Google's code; see module doc).
+        if rng.random() < MASK_PROB:
+            replacement = "mask"
+        elif rng.random() < KEEP_PROB_GIVEN_NOT_MASK:
+            replacement = "keep"
+        else:
+            replacement = "random"
+        for index in index_set:
+            if replacement == "mask":
+                output_ids[index] = vocab.mask_id
+            elif replacement == "random":
+                # Any vocabulary id, special tokens included, as Google draws
+                # from the whole vocabulary list.
+                output_ids[index] = rng.randint(0, vocab.size - 1)
+            masked.append((index, token_ids[index]))
+    masked.sort()
+    return output_ids, [index for index, _ in masked], [label for _, label in masked]
 
 
 def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int, rng: random.Random) -> int:
@@ -178,732 +328,3 @@ def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int, rng: 
         tokens_a[:] = tokens_a[a_start:a_end]
         tokens_b[:] = tokens_b[b_start:b_end]
     return removed
-
-
-# Random draws, inlined. For a plain ``random.Random`` these are exactly the
-# draws of CPython's ``Random.shuffle`` / ``Random.randint`` (both go through
-# ``_randbelow_with_getrandbits``: ``getrandbits(n.bit_length())`` redrawn
-# while ``>= n``), so the output and the generator state stay those of
-# Google's code; only Python's per-call overhead goes. A subclass that
-# overrides any of them gets its own methods called instead.
-
-
-def _runs_in_c(rng: random.Random) -> bool:
-    """Whether the outer loop runs in C: the extension is built and ``rng``
-    draws as ``random.Random`` does (the C code copies its state)."""
-    return compiled is not None and _is_plain_random(rng)
-
-
-def _is_plain_random(rng: random.Random) -> bool:
-    cls = type(rng)
-    base = random.Random
-    return (
-        isinstance(rng, base)
-        and getattr(cls, "_randbelow", None) is base._randbelow_with_getrandbits
-        and cls.shuffle is base.shuffle
-        and cls.randint is base.randint
-        and cls.randrange is base.randrange
-    )
-
-
-def _shuffle(x: list, getrandbits: Callable[[int], int], keep: int) -> None:
-    """``Random.shuffle(x)`` draw for draw, of which only ``x[:keep]`` is needed.
-
-    The Fisher-Yates loop of CPython (``i`` from ``len(x) - 1`` down to 1,
-    ``j = _randbelow(i + 1)``, swap), with ``_randbelow`` inlined and grouped
-    by the bit length of ``i + 1``. Steps that set ``x[i]`` for ``i >= keep``
-    only move the old ``x[i]`` to ``x[j]`` (``x[i]`` is never read again),
-    so ``x[keep:]`` is left stale; ``keep=len(x)`` shuffles all of ``x``.
-    """
-    top = len(x) - 1
-    while top > 0:
-        k = (top + 1).bit_length()  # of every i + 1 in this group
-        low = (1 << (k - 1)) - 1  # the smallest i with (i + 1).bit_length() == k
-        split = keep if keep > low else low
-        for i in range(top, split - 1, -1):
-            j = getrandbits(k)
-            while j > i:
-                j = getrandbits(k)
-            x[j] = x[i]
-        for i in range(top if top < split else split - 1, low - 1, -1):
-            j = getrandbits(k)
-            while j > i:
-                j = getrandbits(k)
-            x[i], x[j] = x[j], x[i]
-        top = low - 1
-
-
-def shuffle(x: list, rng: random.Random) -> None:
-    """``rng.shuffle(x)``: the same permutation and generator state, faster."""
-    if _is_plain_random(rng):
-        _shuffle(x, rng.getrandbits, len(x))
-    else:
-        rng.shuffle(x)
-
-
-class _Draws:
-    """The draws of the algorithm for one generator: inlined or its methods."""
-
-    __slots__ = ("rng", "random", "randint", "getrandbits")
-
-    def __init__(self, rng: random.Random):
-        self.rng = rng
-        self.random = rng.random
-        if _is_plain_random(rng):
-            getrandbits = self.getrandbits = rng.getrandbits
-
-            def randint(a: int, b: int) -> int:
-                n = b - a + 1  # a + Random._randbelow(n), inlined
-                k = n.bit_length()
-                r = getrandbits(k)
-                while r >= n:
-                    r = getrandbits(k)
-                return a + r
-
-            self.randint = randint
-        else:
-            self.getrandbits = None
-            self.randint = rng.randint
-
-    def shuffle(self, x: list, keep: int) -> None:
-        if self.getrandbits is not None:
-            _shuffle(x, self.getrandbits, keep)
-        else:
-            self.rng.shuffle(x)
-
-
-def create_masked_lm_predictions(
-    token_ids: Sequence[int],
-    masked_lm_prob: float,
-    max_predictions_per_seq: int,
-    vocab: VocabInfo,
-    rng: random.Random,
-    do_whole_word_mask: bool = False,
-) -> MaskedLmPredictions:
-    """Choose and replace the tokens to predict; positions come back sorted."""
-    return MaskedLmPredictions(
-        *_mask(list(token_ids), masked_lm_prob, max_predictions_per_seq, vocab, _Draws(rng), do_whole_word_mask)
-    )
-
-
-def _mask(
-    tokens: list[int],
-    masked_lm_prob: float,
-    max_predictions_per_seq: int,
-    vocab: VocabInfo,
-    draws: _Draws,
-    do_whole_word_mask: bool,
-    first_sep: int | None = None,
-) -> tuple[list[int], list[int], list[int]]:
-    """create_masked_lm_predictions on a list; ``first_sep`` as in :func:`_document_instances`."""
-    cls_id, sep_id = vocab.cls_id, vocab.sep_id
-    num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(tokens) * masked_lm_prob))))
-    random_ = draws.random
-    output_ids = tokens.copy()
-    if not do_whole_word_mask:
-        # Every piece is its own candidate word: shuffle plain positions.
-        if first_sep is None and (
-            tokens.count(cls_id) == 1 and tokens.count(sep_id) == 2 and tokens[0] == cls_id and tokens[-1] == sep_id
-        ):
-            first_sep = tokens.index(sep_id)
-        if first_sep is not None:
-            # [CLS] A [SEP] B [SEP] (always, unless the text itself holds
-            # those ids): all other positions, in order.
-            cand = [*range(1, first_sep), *range(first_sep + 1, len(tokens) - 1)]
-        else:
-            cand = [i for i, token_id in enumerate(tokens) if token_id != cls_id and token_id != sep_id]
-        # Each candidate is one position, so exactly the first
-        # num_to_predict of the shuffled list are masked (Google's loop).
-        keep = num_to_predict if num_to_predict < len(cand) else len(cand)
-        draws.shuffle(cand, keep)
-        chosen = cand[:keep]
-        mask_id = vocab.mask_id
-        for index in chosen:
-            if random_() < MASK_PROB:
-                output_ids[index] = mask_id
-            elif random_() < KEEP_PROB_GIVEN_NOT_MASK:
-                pass
-            else:
-                # Any vocabulary id, special tokens included, as Google draws
-                # from the whole vocabulary list.
-                output_ids[index] = draws.randint(0, vocab.size - 1)
-        chosen.sort()
-        return output_ids, chosen, [tokens[index] for index in chosen]
-
-    # Candidate words: lists of positions.
-    cand_indexes: list[list[int]] = []
-    word_may_continue = False
-    is_continuation = vocab.is_continuation
-    for i, token_id in enumerate(tokens):
-        if token_id == cls_id or token_id == sep_id:
-            word_may_continue = False
-            continue
-        if word_may_continue and is_continuation[token_id]:
-            cand_indexes[-1].append(i)
-        else:
-            cand_indexes.append([i])
-        word_may_continue = True
-    draws.shuffle(cand_indexes, len(cand_indexes))
-
-    masked: list[tuple[int, int]] = []
-    for index_set in cand_indexes:
-        if len(masked) >= num_to_predict:
-            break
-        # A whole word that would exceed the budget is skipped (Google).
-        if len(masked) + len(index_set) > num_to_predict:
-            continue
-        # One decision per word (per piece in Google's code; see module doc).
-        if random_() < MASK_PROB:
-            replacement = "mask"
-        elif random_() < KEEP_PROB_GIVEN_NOT_MASK:
-            replacement = "keep"
-        else:
-            replacement = "random"
-        for index in index_set:
-            if replacement == "mask":
-                output_ids[index] = vocab.mask_id
-            elif replacement == "random":
-                output_ids[index] = draws.randint(0, vocab.size - 1)
-            masked.append((index, tokens[index]))
-    masked.sort()
-    return output_ids, [index for index, _ in masked], [label for _, label in masked]
-
-
-# An instance before it becomes a TrainingInstance or serialised bytes (a
-# plain tuple: cheaper to make than a NamedTuple): input_ids,
-# num_segment_a (the tokens of [CLS] A [SEP], segment id 0),
-# masked_lm_positions, masked_lm_ids, is_random_next, num_truncated.
-_RawInstance = tuple[list[int], int, list[int], list[int], bool, int]
-
-
-def _to_instance(raw: _RawInstance) -> TrainingInstance:
-    input_ids, num_segment_a, positions, labels, is_random_next, num_truncated = raw
-    return TrainingInstance(
-        input_ids=input_ids,
-        segment_ids=[0] * num_segment_a + [1] * (len(input_ids) - num_segment_a),
-        masked_lm_positions=positions,
-        masked_lm_ids=labels,
-        is_random_next=is_random_next,
-        num_truncated=num_truncated,
-    )
-
-
-def _has_special_ids(documents: Iterable[Sequence[Sequence[int]]], vocab: VocabInfo) -> bool:
-    """Whether any sentence holds the id of [CLS] or [SEP]."""
-    cls_id, sep_id = vocab.cls_id, vocab.sep_id
-    return any(cls_id in sentence or sep_id in sentence for document in documents for sentence in document)
-
-
-def create_instances_from_document(
-    all_documents: Sequence[Sequence[Sequence[int]]],
-    document_index: int,
-    options: InstanceOptions,
-    vocab: VocabInfo,
-    rng: random.Random,
-) -> list[TrainingInstance]:
-    """The instances of one document (one pass of Google's loop)."""
-    return [
-        _to_instance(raw) for raw in _document_instances(all_documents, document_index, options, vocab, _Draws(rng))
-    ]
-
-
-def _document_instances(
-    all_documents: Sequence[Sequence[Sequence[int]]],
-    document_index: int,
-    options: InstanceOptions,
-    vocab: VocabInfo,
-    draws: _Draws,
-    text_has_special_ids: bool = True,
-) -> list[_RawInstance]:
-    """create_instances_from_document, as raw tuples.
-
-    With ``text_has_special_ids`` false (no sentence holds the id of [CLS] or
-    [SEP]), masking takes the candidate positions from the layout instead
-    of scanning the tokens.
-    """
-    document = all_documents[document_index]
-    # Account for [CLS], [SEP], [SEP].
-    max_num_tokens = options.max_seq_length - 3
-    random_, randint = draws.random, draws.randint
-    cls_id, sep_id = vocab.cls_id, vocab.sep_id
-
-    # Usually fill the whole sequence (padding is wasted compute), sometimes
-    # aim shorter to match fine-tuning inputs. A target, not a hard limit.
-    target_seq_length = max_num_tokens
-    if random_() < options.short_seq_prob:
-        target_seq_length = randint(2, max_num_tokens)
-
-    instances = []
-    current_chunk: list[Sequence[int]] = []
-    current_length = 0
-    last = len(document) - 1
-    i = 0
-    while i <= last:
-        segment = document[i]
-        current_chunk.append(segment)
-        current_length += len(segment)
-        if i == last or current_length >= target_seq_length:
-            # (current_chunk is never empty here.)
-            # How many sentences of the chunk go into segment A.
-            chunk_size = len(current_chunk)
-            a_end = 1
-            if chunk_size >= 2:
-                a_end = randint(1, chunk_size - 1)
-            tokens_a: list[int] = []
-            for j in range(a_end):
-                tokens_a += current_chunk[j]
-
-            tokens_b: list[int] = []
-            if chunk_size == 1 or random_() < 0.5:
-                is_random_next = True
-                target_b_length = target_seq_length - len(tokens_a)
-                # Try to take B from another document (rarely needs a
-                # second try on a real corpus).
-                for _ in range(10):
-                    random_document_index = randint(0, len(all_documents) - 1)
-                    if random_document_index != document_index:
-                        break
-                random_document = all_documents[random_document_index]
-                random_start = randint(0, len(random_document) - 1)
-                for j in range(random_start, len(random_document)):
-                    tokens_b += random_document[j]
-                    if len(tokens_b) >= target_b_length:
-                        break
-                # The chunk's sentences after A were not used: put them
-                # back so they start the next chunk.
-                i -= chunk_size - a_end
-            else:
-                is_random_next = False
-                for j in range(a_end, chunk_size):
-                    tokens_b += current_chunk[j]
-            num_truncated = 0
-            if len(tokens_a) + len(tokens_b) > max_num_tokens:
-                num_truncated = truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, draws.rng)
-            assert tokens_a and tokens_b
-
-            tokens = [cls_id, *tokens_a, sep_id, *tokens_b, sep_id]
-            output_ids, positions, labels = _mask(
-                tokens,
-                options.masked_lm_prob,
-                options.max_predictions_per_seq,
-                vocab,
-                draws,
-                options.do_whole_word_mask,
-                None if text_has_special_ids else len(tokens_a) + 1,
-            )
-            instances.append((output_ids, len(tokens_a) + 2, positions, labels, is_random_next, num_truncated))
-            current_chunk = []
-            current_length = 0
-        i += 1
-    return instances
-
-
-def create_training_instances(
-    documents: Iterable[Sequence[Sequence[int]]],
-    options: InstanceOptions,
-    vocab: VocabInfo,
-    rng: random.Random,
-    encode: Callable[[TrainingInstance], object] | None = None,
-    on_document: Callable[[], None] | None = None,
-) -> list:
-    """All instances of a set of documents, shuffled (Google's outer loop).
-
-    ``encode`` maps each instance as soon as it is made (e.g. to serialised
-    bytes, which take far less memory than the instance); the shuffle then
-    acts on the encoded values, in the same order as Google's. ``on_document``
-    is called after each document pass, for progress.
-    """
-    if encode is None:
-        return _create_outputs(documents, options, vocab, rng, _to_instance, on_document)
-    return _create_outputs(documents, options, vocab, rng, lambda raw: encode(_to_instance(raw)), on_document)
-
-
-def _create_outputs(
-    documents: Iterable[Sequence[Sequence[int]]],
-    options: InstanceOptions,
-    vocab: VocabInfo,
-    rng: random.Random,
-    make: Callable[[_RawInstance], object],
-    on_document: Callable[[], None] | None,
-) -> list:
-    """:func:`create_training_instances` with ``make`` applied to raw instances."""
-    if _runs_in_c(rng):
-        return _compiled_outputs(documents, options, vocab, rng, on_document, make)[0]
-    return _python_outputs(documents, options, vocab, rng, make, on_document)
-
-
-def _python_outputs(
-    documents: Iterable[Sequence[Sequence[int]]],
-    options: InstanceOptions,
-    vocab: VocabInfo,
-    rng: random.Random,
-    make: Callable[[_RawInstance], object],
-    on_document: Callable[[], None] | None,
-) -> list:
-    """Google's outer loop over non-empty documents, in Python."""
-    all_documents = [document for document in documents if document]  # drop empty documents
-    draws = _Draws(rng)
-    draws.shuffle(all_documents, len(all_documents))
-    special = _has_special_ids(all_documents, vocab)
-    outputs: list = []
-    for _ in range(options.dupe_factor):
-        for document_index in range(len(all_documents)):
-            outputs += map(make, _document_instances(all_documents, document_index, options, vocab, draws, special))
-            if on_document is not None:
-                on_document()
-    draws.shuffle(outputs, len(outputs))
-    return outputs
-
-
-def _compiled_outputs(
-    documents: Iterable[Sequence[Sequence[int]]],
-    options: InstanceOptions,
-    vocab: VocabInfo,
-    rng: random.Random,
-    on_document: Callable[[], None] | None,
-    make: Callable[[_RawInstance], object] | None,
-) -> tuple[list, object]:
-    """:func:`_python_outputs` in C, and the C corpus (for its counts).
-
-    ``make`` None gives serialised Examples made in C. The draws come from a
-    copy of ``rng``'s state, written back at the end as if ``rng`` had made them.
-    """
-    all_documents = [document for document in documents if document]  # drop empty documents
-    version, state, gauss_next = rng.getstate()
-    twister = compiled.Twister(state)
-    try:
-        twister.shuffle(all_documents)
-        corpus = compiled.Corpus(
-            all_documents,
-            options.max_seq_length,
-            options.max_predictions_per_seq,
-            options.masked_lm_prob,
-            options.short_seq_prob,
-            options.do_whole_word_mask,
-            vocab.cls_id,
-            vocab.sep_id,
-            vocab.mask_id,
-            vocab.size,
-            bytes(vocab.is_continuation),
-        )
-        if make is None:
-            document_outputs = corpus.document_examples
-        else:
-
-            def document_outputs(twister, document_index):
-                return map(make, corpus.document_instances(twister, document_index))
-
-        outputs: list = []
-        for _ in range(options.dupe_factor):
-            for document_index in range(len(all_documents)):
-                outputs += document_outputs(twister, document_index)
-                if on_document is not None:
-                    on_document()
-        twister.shuffle(outputs)
-    finally:
-        rng.setstate((version, twister.state(), gauss_next))
-    return outputs, corpus
-
-
-# --------------------------------------------------------------------------
-# Reading and tokenising a shard
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class TextStats:
-    """Counts from reading and tokenising the input."""
-
-    documents: int = 0
-    sentences: int = 0
-    tokens: int = 0
-    unknown_tokens: int = 0
-    single_sentence_documents: int = 0
-    sentences_without_tokens: int = 0
-    sentences_longer_than_sequence: int = 0
-
-
-def read_tokenized_documents(
-    paths: list[str],
-    tokenizer,
-    unk_id: int,
-    max_num_tokens: int,
-    batch_size: int = 4096,
-    label: str = "tokenize",
-) -> tuple[list[list[tuple[int, ...]]], TextStats]:
-    """Documents as lists of sentences of token ids (tuples).
-
-    The ints of all sentences are shared (one object per vocabulary id), so a
-    sentence costs 8 bytes a token, and building an instance copies
-    references instead of creating ints.
-
-    Lines are tokenised in batches by the Rust tokenizer. A line that gives
-    no token (only control characters, say) is dropped, like Google's; a
-    document left without sentences is dropped. A file without any text is an
-    error: it is almost certainly a broken input, not an intended one.
-    """
-    stats = TextStats()
-    documents: list[list[tuple[int, ...]]] = []
-    shared_ids = tuple(range(tokenizer.get_vocab_size(with_added_tokens=True)))
-    batch_lines: list[str] = []
-    batch_documents: list[int] = []
-
-    def flush() -> None:
-        encodings = tokenizer.encode_batch_fast(batch_lines, add_special_tokens=False)
-        sentences = tokens = unknown = empty = longer = 0
-        for document_number, encoding in zip(batch_documents, encodings):
-            ids = encoding.ids
-            if not ids:
-                empty += 1
-                continue
-            while len(documents) <= document_number:
-                documents.append([])
-            # itemgetter(*ids) returns a tuple for 2+ ids, the value for one.
-            documents[document_number].append(itemgetter(*ids)(shared_ids) if len(ids) > 1 else (shared_ids[ids[0]],))
-            sentences += 1
-            tokens += len(ids)
-            unknown += ids.count(unk_id)
-            if len(ids) > max_num_tokens:
-                longer += 1
-        stats.sentences += sentences
-        stats.tokens += tokens
-        stats.unknown_tokens += unknown
-        stats.sentences_without_tokens += empty
-        stats.sentences_longer_than_sequence += longer
-        batch_lines.clear()
-        batch_documents.clear()
-
-    total_bytes = sum(os.path.getsize(path) for path in paths)
-    document_number = 0
-    with Progress(label, total=total_bytes, unit="bytes") as progress:
-        for path in paths:
-            lines_in_document = 0
-            text_lines_in_file = 0
-            done = 0  # characters read since the last progress update
-            for _, line in read_lines(path):
-                # Characters approximate bytes well enough for a progress line.
-                done += len(line) + 1
-                if line:
-                    batch_lines.append(line)
-                    batch_documents.append(document_number)
-                    lines_in_document += 1
-                    text_lines_in_file += 1
-                    if len(batch_lines) >= batch_size:
-                        flush()
-                        progress.update(done)
-                        done = 0
-                elif lines_in_document:
-                    document_number += 1
-                    lines_in_document = 0
-            progress.update(done)
-            if lines_in_document:  # the end of a file ends a document
-                document_number += 1
-            if not text_lines_in_file:
-                raise CorpusError(
-                    f"{path}: the input file contains no text; expected one sentence per line, "
-                    "a blank line between documents"
-                )
-        if batch_lines:
-            flush()
-
-    documents = [document for document in documents if document]
-    stats.documents = len(documents)
-    stats.single_sentence_documents = sum(1 for document in documents if len(document) == 1)
-    return documents, stats
-
-
-# --------------------------------------------------------------------------
-# Serialised examples and their counts
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class InstanceCounts:
-    """What the records stats count over all instances of a shard."""
-
-    by_length: list[int]  # [n]: instances of n tokens
-    by_masked_positions: list[int]  # [n]: instances with n masked positions
-    random_next: int = 0
-    instances_truncated: int = 0
-    tokens_truncated: int = 0
-
-
-def histogram(counts: list[int]) -> dict[str, int]:
-    """``{"n": count}`` for the non-zero counts, as the stats file has them."""
-    return {str(n): count for n, count in enumerate(counts) if count}
-
-
-def serialized_examples(
-    documents: Iterable[Sequence[Sequence[int]]],
-    options: InstanceOptions,
-    vocab: VocabInfo,
-    rng: random.Random,
-    on_document: Callable[[], None] | None = None,
-) -> tuple[list[bytes], InstanceCounts]:
-    """All instances as serialised ``tf.train.Example`` s, in Google's final order.
-
-    Made in C when :mod:`._fast_instances` is built (and ``rng`` is a plain
-    ``random.Random``), else in Python; both give the same bytes and counts.
-    """
-    if _runs_in_c(rng):
-        examples, corpus = _compiled_outputs(documents, options, vocab, rng, on_document, make=None)
-        by_length, by_masked_positions, *totals = corpus.counts()
-        return examples, InstanceCounts(by_length, by_masked_positions, *totals)
-
-    counts = InstanceCounts([0] * (options.max_seq_length + 1), [0] * (options.max_predictions_per_seq + 1))
-    if vocab.size <= VARINT_TABLE_SIZE:
-        serializer = pretraining_example_serializer(options.max_seq_length, options.max_predictions_per_seq)
-        serialize_pair = serializer.serialize_pair
-    else:  # ids beyond the varint table: the checked, general path
-
-        def serialize_pair(input_ids, num_segment_a, positions, labels, label):
-            segment_ids = [0] * num_segment_a + [1] * (len(input_ids) - num_segment_a)
-            return serialize_pretraining_example(
-                input_ids, segment_ids, positions, labels, label,
-                options.max_seq_length, options.max_predictions_per_seq,
-            )
-
-    by_length, by_masked_positions = counts.by_length, counts.by_masked_positions
-
-    def encode(raw: _RawInstance) -> bytes:
-        input_ids, num_segment_a, positions, labels, is_random_next, num_truncated = raw
-        by_length[len(input_ids)] += 1
-        by_masked_positions[len(positions)] += 1
-        if is_random_next:
-            counts.random_next += 1
-        if num_truncated:
-            counts.instances_truncated += 1
-            counts.tokens_truncated += num_truncated
-        return serialize_pair(input_ids, num_segment_a, positions, labels, 1 if is_random_next else 0)
-
-    return _python_outputs(documents, options, vocab, rng, encode, on_document), counts
-
-
-# --------------------------------------------------------------------------
-# One shard: text -> TFRecords (+ stats)
-# --------------------------------------------------------------------------
-
-
-def create_pretraining_data(
-    input_files: list[str],
-    output_files: list[str],
-    vocab_file: str,
-    options: InstanceOptions,
-    do_lower_case: bool,
-    random_seed: int,
-    stats_file: str | None = None,
-) -> dict:
-    """Google's create_pretraining_data.py main, without TensorFlow.
-
-    Instances are written round-robin over ``output_files`` like Google's.
-    All outputs (and ``stats_file``) appear only when complete; a failing run
-    leaves existing files untouched. Same inputs, flags and seed give
-    byte-identical records. Returns the stats (also written to ``stats_file``).
-    """
-    check_instance_options(options)
-    if compiled is None:
-        log.warning(
-            "bert_pretraining._fast_instances is not built (no C compiler at install time?): "
-            "building instances in Python, about 2x slower; `pip install -e .` with gcc builds it"
-        )
-    if not input_files:
-        raise ConfigError("--input_file is empty; expected one or more corpus files or patterns")
-    if not output_files:
-        raise ConfigError("--output_file is empty; expected one or more output paths")
-    if len(set(output_files)) != len(output_files):
-        raise ConfigError(f"--output_file names a file twice ({','.join(output_files)}); expected distinct files")
-    for path in input_files:
-        if os.path.getsize(path) == 0:
-            raise CorpusError(f"{path}: the input file is empty; expected one sentence per line")
-
-    tokens = read_vocabulary(vocab_file)
-    warning = case_mismatch_warning(tokens, do_lower_case)
-    if warning:
-        log.warning("%s: %s", vocab_file, warning)
-    vocab = VocabInfo.from_tokens(tokens)
-    tokenizer = tokenizer_from_vocab({token: index for index, token in enumerate(tokens)}, do_lower_case)
-    label = os.path.splitext(os.path.basename(output_files[0]))[0]
-
-    max_num_tokens = options.max_seq_length - 3
-    documents, text = read_tokenized_documents(
-        input_files, tokenizer, tokens.index("[UNK]"), max_num_tokens, label=f"tokenize {label}"
-    )
-    if not documents:
-        raise CorpusError(
-            f"{', '.join(input_files)}: no sentence gives any token; expected text in BERT's format"
-        )
-    log.info(
-        "%d documents, %d sentences, %d tokens (%d [UNK]); %d single-sentence documents kept "
-        "(their next segment is always random); %d sentences longer than %d tokens will be truncated",
-        text.documents,
-        text.sentences,
-        text.tokens,
-        text.unknown_tokens,
-        text.single_sentence_documents,
-        text.sentences_longer_than_sequence,
-        max_num_tokens,
-    )
-
-    rng = random.Random(random_seed)
-    with Progress(
-        f"records {label}", total=options.dupe_factor * len(documents), unit="documents", rate_unit="docs"
-    ) as progress:
-        examples, counts = serialized_examples(documents, options, vocab, rng, lambda: progress.update(1))
-    del documents
-
-    writers = [TFRecordWriter(path) for path in output_files]
-    outputs: list = list(writers)
-    try:
-        if len(writers) == 1:
-            writers[0].write_many(examples)
-        else:
-            for number, example in enumerate(examples):
-                writers[number % len(writers)].write(example)
-        for writer in writers:
-            writer.close()
-        stats = {
-            "num_instances": len(examples),
-            "files": [
-                {"file": os.path.basename(path), "num_instances": writer.count}
-                for path, writer in zip(output_files, writers)
-            ],
-            "input_files": list(input_files),
-            "vocab_file": vocab_file,
-            "vocab_sha256": vocab_sha256(vocab_file),
-            "vocab_size": vocab.size,
-            **asdict(options),
-            "do_lower_case": do_lower_case,
-            "random_seed": random_seed,
-            "documents": text.documents,
-            "sentences": text.sentences,
-            "tokens": text.tokens,
-            "unknown_tokens": text.unknown_tokens,
-            "sentences_without_tokens": text.sentences_without_tokens,
-            "single_sentence_documents": {"kept": text.single_sentence_documents, "skipped": 0},
-            "sentences_longer_than_sequence": text.sentences_longer_than_sequence,
-            "instances_truncated": counts.instances_truncated,
-            "tokens_truncated": counts.tokens_truncated,
-            "random_next_instances": counts.random_next,
-            "masked_positions_histogram": histogram(counts.by_masked_positions),
-            "sequence_length_histogram": histogram(counts.by_length),
-        }
-        if stats_file:
-            stats_output = AtomicFile(stats_file, "w")
-            outputs.append(stats_output)
-            stats_output.write(json.dumps(stats, indent=2) + "\n")
-            stats_output.close()
-        # Everything is complete on disk: only now take the final names.
-        for output in outputs:
-            output.commit()
-    except BaseException:
-        for output in outputs:
-            output.discard()  # a no-op for any already committed
-        raise
-    log.info(
-        "wrote %d instances to %s (%d truncated, %d random next)",
-        len(examples),
-        ", ".join(output_files),
-        counts.instances_truncated,
-        counts.random_next,
-    )
-    return stats

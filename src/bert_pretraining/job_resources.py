@@ -102,7 +102,7 @@ def check_training_job(settings, phase, rule: str, resources: dict) -> int:
     records exist, each rank's share must also hold a batch.
     """
     from .record_shares import check_rank_shares, records_per_file
-    from .tfrecords import read_records_sidecar
+    from .records_sidecar import read_records_sidecar
 
     check_training_resources(rule, resources)
     ranks = training_ranks(rule, resources)

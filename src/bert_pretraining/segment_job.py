@@ -13,7 +13,7 @@ import os
 from .bert_config import ARCHITECTURE_KEYS, BertConfig
 from .errors import ConfigError, RecordsError
 from .record_shares import records_per_file
-from .tfrecords import check_records_sidecar, read_records_sidecar
+from .records_sidecar import check_records_sidecar, read_records_sidecar
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,11 @@ import argparse
 import logging
 import sys
 
-from bert_pretraining.files import expand_patterns
+from bert_pretraining.cli import str2bool
 from bert_pretraining.errors import run_main
-from bert_pretraining.instances import InstanceOptions, create_pretraining_data
+from bert_pretraining.files import expand_patterns
+from bert_pretraining.instances import InstanceOptions
+from bert_pretraining.pretraining_data import create_pretraining_data
 
 log = logging.getLogger("create_pretraining_data")
 
@@ -31,16 +33,6 @@ ALL_FLAGS = (
     "input_file", "output_file", "vocab_file", "stats_file", "max_seq_length", "max_predictions_per_seq",
     "random_seed", "dupe_factor", "masked_lm_prob", "short_seq_prob", *BOOL_FLAGS,
 )
-
-
-def parse_bool(text):
-    """absl's spellings of a boolean flag value."""
-    value = str(text).strip().lower()
-    if value in ("true", "t", "1"):
-        return True
-    if value in ("false", "f", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; expected true or false")
 
 
 def absl_to_argparse(argv):
@@ -68,9 +60,9 @@ def parse_args(argv):
                         help="output TF example file (or comma-separated list of files, written round-robin)")
     parser.add_argument("--vocab_file", required=True, help="the vocabulary file the BERT model is trained on")
     # Google's default is true (uncased); pass --do_lower_case=false for a cased model.
-    parser.add_argument("--do_lower_case", type=parse_bool, nargs="?", const=True, default=True,
+    parser.add_argument("--do_lower_case", type=str2bool, nargs="?", const=True, default=True,
                         help="lower-case the input text (true for uncased models, false for cased)")
-    parser.add_argument("--do_whole_word_mask", type=parse_bool, nargs="?", const=True, default=False,
+    parser.add_argument("--do_whole_word_mask", type=str2bool, nargs="?", const=True, default=False,
                         help="mask whole words instead of WordPiece pieces")
     parser.add_argument("--max_seq_length", type=int, default=128, help="maximum sequence length")
     parser.add_argument("--max_predictions_per_seq", type=int, default=20,

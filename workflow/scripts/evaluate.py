@@ -34,7 +34,7 @@ def main(argv=None):
     from bert_pretraining.evaluation import evaluate_checkpoint
     from bert_pretraining.inputs import expand_input_files
     from bert_pretraining.modeling import BertConfig
-    from bert_pretraining.tfrecords import check_records_sidecar
+    from bert_pretraining.records_sidecar import check_records_sidecar
     from bert_pretraining.tokenization import read_vocabulary
 
     if args.records_sidecar:

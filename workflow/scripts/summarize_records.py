@@ -12,7 +12,7 @@ import argparse
 import logging
 
 from bert_pretraining.errors import run_main
-from bert_pretraining.tfrecords import summarize_records_stats, write_records_sidecar
+from bert_pretraining.records_sidecar import summarize_records_stats, write_records_sidecar
 
 log = logging.getLogger("summarize_records")
 
