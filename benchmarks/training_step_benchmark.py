@@ -179,7 +179,7 @@ def profile_ops(run_step, first_index: int, steps: int = 2) -> dict:
 def worker_ours(cfg: dict) -> dict:
     import tensorflow as tf
 
-    from bert_pretraining.distributed import single_process
+    from bert_pretraining.replica import single_process
     from bert_pretraining.modeling import BertConfig
     from bert_pretraining.training import SegmentSettings, TrainingState, dropout_seeds, make_train_step
 

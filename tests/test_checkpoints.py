@@ -1,4 +1,4 @@
-"""Checkpoints: round trip, atomic publishing, damage detection, pruning."""
+"""Checkpoints: round trip, atomic publishing, damage detection, pruning; a segment's CheckpointManager."""
 
 import logging
 import os
@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 
 from bert_pretraining import checkpoints
+from bert_pretraining.checkpoint_manager import CheckpointManager
 from bert_pretraining.errors import CheckpointError
+from bert_pretraining.replica import Replica
 
 
 def tensors(step):
@@ -118,3 +120,87 @@ def test_disk_error_while_saving_keeps_previous(tmp_path, monkeypatch):
         checkpoints.save_checkpoint(directory, 20, tensors(20))
     assert checkpoints.newest_valid_checkpoint(directory).step == 10
     assert tf.train.latest_checkpoint(directory).endswith("model.ckpt-10")
+
+
+# --------------------------------------------------------------------------
+# CheckpointManager: one segment's start, saves and published end
+
+
+class TinyState:
+    """What the manager needs of a TrainingState: named tensors, model weights, step and input position."""
+
+    def __init__(self, value=0.0, step=0, position=0):
+        self.model = type("Model", (), {})()
+        self.model.variables_by_name = {"bert/pooler/dense/bias": tf.Variable(tf.fill([3], value))}
+        self.global_step = tf.Variable(step, dtype=tf.int64)
+        self.input_position = tf.Variable(position, dtype=tf.int64)
+
+    def tensors_by_name(self):
+        return {**self.model.variables_by_name, "global_step": self.global_step, "input_position": self.input_position}
+
+
+class CountingReplica(Replica):
+    def __init__(self, rank=0, size=1):
+        super().__init__(rank=rank, size=size)
+        self.barriers = 0
+
+    def barrier(self):
+        self.barriers += 1
+
+
+def manager(directory, start, end, replica=None, **options):
+    return CheckpointManager(
+        str(directory), keep=2, start_step=start, end_step=end, replica=replica or CountingReplica(), **options
+    )
+
+
+def test_a_rerun_resumes_from_its_segments_newest_checkpoint_with_its_input_position(tmp_path):
+    manager(tmp_path, 0, 10).save(TinyState(4.0, step=4, position=4))
+    manager(tmp_path, 0, 10).save(TinyState(6.0, step=6, position=6))
+    state = TinyState()
+    how = manager(tmp_path, 0, 10).restore_or_initialize(state)
+    assert how == f"resuming from {tmp_path}/model.ckpt-6 (step 6)"
+    assert int(state.global_step.numpy()) == 6 and int(state.input_position.numpy()) == 6
+    assert state.model.variables_by_name["bert/pooler/dense/bias"].numpy().tolist() == [6.0] * 3
+
+
+def test_the_next_phase_starts_from_the_previous_final_checkpoint_at_input_position_0(tmp_path):
+    first = manager(tmp_path / "phase128", 0, 10)
+    first.finish(TinyState(1.0, step=10, position=10))
+    previous_end = str(tmp_path / "phase128" / "model.ckpt-10")
+    state = TinyState()
+    how = manager(tmp_path / "phase512", 10, 20, init_checkpoint=previous_end).restore_or_initialize(state)
+    assert how == f"initialised from {previous_end}"
+    assert int(state.global_step.numpy()) == 10 and int(state.input_position.numpy()) == 0
+    # The next segment of the same phase keeps the input position.
+    state = TinyState()
+    manager(tmp_path / "phase128", 10, 20, init_checkpoint=previous_end).restore_or_initialize(state)
+    assert int(state.input_position.numpy()) == 10
+
+
+def test_a_final_checkpoint_that_lost_its_files_is_used_through_its_link(tmp_path):
+    phase128 = tmp_path / "phase128"
+    manager(phase128, 0, 10).finish(TinyState(1.0, step=10, position=10))
+    for path in checkpoints.CheckpointRef(10, str(phase128 / "model.ckpt-10")).files:
+        os.unlink(path)  # Snakemake deleted the declared outputs of a job that then failed
+    state = TinyState()
+    how = manager(tmp_path / "phase512", 10, 20, init_checkpoint=str(phase128 / "model.ckpt-10")).restore_or_initialize(
+        state
+    )
+    assert how == f"initialised from {phase128}/{checkpoints.SEGMENT_ENDS_DIR}/model.ckpt-10"
+    assert int(state.global_step.numpy()) == 10
+    # Finishing that segment again republishes the link instead of saving.
+    manager(phase128, 0, 10).finish(TinyState(99.0, step=10))
+    assert not checkpoints.verify_checkpoint(str(phase128 / "model.ckpt-10"))
+    assert tf.train.load_checkpoint(str(phase128 / "model.ckpt-10")).get_tensor("bert/pooler/dense/bias")[0] == 1.0
+
+
+def test_only_the_chief_writes_and_every_rank_waits_at_the_end(tmp_path):
+    worker = CountingReplica(rank=1, size=2)
+    assert manager(tmp_path, 0, 10, worker).save(TinyState(step=4)) is None
+    manager(tmp_path, 0, 10, worker).finish(TinyState(step=10))
+    assert os.listdir(tmp_path) == [] and worker.barriers == 1
+    chief = CountingReplica(rank=0, size=2)
+    manager(tmp_path, 0, 10, chief).finish(TinyState(step=10))
+    assert chief.barriers == 1 and not checkpoints.verify_checkpoint(str(tmp_path / "model.ckpt-10"))
+    assert os.path.exists(tmp_path / checkpoints.SEGMENT_ENDS_DIR / "model.ckpt-10.index")

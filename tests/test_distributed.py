@@ -71,7 +71,7 @@ def clean_env():
 
 
 def test_expand_hostlist():
-    from bert_pretraining.distributed import expand_hostlist
+    from bert_pretraining.topology import expand_hostlist
 
     assert expand_hostlist("node[1-2]") == ["node1", "node2"]
     assert expand_hostlist("gpu[08-10,12],login") == ["gpu08", "gpu09", "gpu10", "gpu12", "login"]
@@ -81,7 +81,7 @@ def test_expand_hostlist():
 
 
 def test_expand_tasks_per_node():
-    from bert_pretraining.distributed import expand_tasks_per_node
+    from bert_pretraining.topology import expand_tasks_per_node
 
     assert expand_tasks_per_node("4(x2)") == [4, 4]
     assert expand_tasks_per_node("4(x2),3") == [4, 4, 3]
@@ -103,7 +103,8 @@ def slurm_env(rank, size, tasks_per_node=(4, 4), nodes=("node1", "node2"), **ext
 
 def test_slurm_topology_of_the_seed_geometry():
     """2 nodes x 4 GPUs, as srun --nodes=2 --ntasks-per-node=4 starts them."""
-    from bert_pretraining.distributed import detect_topology, horovod_environment_from_slurm
+    from bert_pretraining.horovod_replica import horovod_environment_from_slurm
+    from bert_pretraining.topology import detect_topology
 
     topology = detect_topology(slurm_env(6, 8) | {"SLURM_STEP_NODELIST": "node[1-2]", "SLURM_STEP_TASKS_PER_NODE": "4(x2)"})
     assert (topology.launcher, topology.rank, topology.size) == ("slurm", 6, 8)
@@ -115,7 +116,8 @@ def test_slurm_topology_of_the_seed_geometry():
 
 
 def test_multiworker_cluster_has_one_port_per_rank():
-    from bert_pretraining.distributed import detect_topology, multiworker_cluster_from_slurm
+    from bert_pretraining.multiworker_replica import multiworker_cluster_from_slurm
+    from bert_pretraining.topology import detect_topology
 
     env = slurm_env(3, 4, tasks_per_node=(2, 2), nodes=NODES, BERT_PRETRAINING_PORT="20000")
     config = multiworker_cluster_from_slurm(detect_topology(env), env)
@@ -126,20 +128,20 @@ def test_multiworker_cluster_has_one_port_per_rank():
 
 
 def test_unresolvable_node_names_use_slurms_node_address(monkeypatch):
-    from bert_pretraining import distributed
+    from bert_pretraining import topology
 
     def fake_run(command, **kwargs):
         assert command[:3] == ["scontrol", "show", "node"]
         return subprocess.CompletedProcess(command, 0, stdout=f"NodeName={command[-1]} Arch=x86_64 NodeAddr=127.0.0.1 "
                                            "NodeHostName=localhost\n", stderr="")
 
-    monkeypatch.setattr(distributed.subprocess, "run", fake_run)
-    assert distributed.node_address("no-such-node.invalid") == "127.0.0.1"
-    assert distributed.node_address("localhost") == "localhost"
+    monkeypatch.setattr(topology.subprocess, "run", fake_run)
+    assert topology.node_address("no-such-node.invalid") == "127.0.0.1"
+    assert topology.node_address("localhost") == "localhost"
 
 
 def test_port_is_the_same_on_every_rank_and_below_ephemeral_ports():
-    from bert_pretraining.distributed import base_port
+    from bert_pretraining.topology import base_port
 
     ports = {base_port(slurm_env(rank, 8, SLURM_JOB_ID="987654")) for rank in range(8)}
     assert len(ports) == 1 and 15000 <= ports.pop() + 8 < 32768
@@ -148,7 +150,7 @@ def test_port_is_the_same_on_every_rank_and_below_ephemeral_ports():
 
 
 def test_cyclic_distribution_is_refused():
-    from bert_pretraining.distributed import detect_topology
+    from bert_pretraining.topology import detect_topology
     from bert_pretraining.errors import ConfigError
 
     env = slurm_env(1, 4, tasks_per_node=(2, 2))
@@ -158,7 +160,8 @@ def test_cyclic_distribution_is_refused():
 
 
 def test_engine_choice():
-    from bert_pretraining.distributed import Topology, choose_engine, detect_topology
+    from bert_pretraining.distribution import choose_engine
+    from bert_pretraining.topology import Topology, detect_topology
     from bert_pretraining.errors import ConfigError
 
     assert detect_topology({}).launcher == "single"
@@ -450,7 +453,7 @@ def test_gradient_accumulation_with_two_ranks(engine_python, data, tmp_path):
 def test_gradient_accumulation_in_one_process(data, tmp_path, monkeypatch):
     """4 micro-batches of 2 == one batch of those 8 sequences (in this process, TF of the main venv)."""
     from bert_pretraining import training
-    from bert_pretraining.distributed import single_process
+    from bert_pretraining.replica import single_process
     from bert_pretraining.segment_job import settings_from_args
 
     sys.path.insert(0, os.path.join(REPO, "workflow", "scripts"))

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from bert_pretraining import checkpoints
-from bert_pretraining.distributed import single_process
+from bert_pretraining.replica import single_process
 from bert_pretraining.modeling import BertConfig
 from bert_pretraining.training import SegmentSettings, train_segment
 from bert_pretraining import training_log

@@ -20,7 +20,6 @@ save, for example), and the link keeps the data, at no extra disk cost.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -28,7 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from .corpus import file_sha256
+from .files import AtomicFile, file_sha256, read_json, write_json
 from .errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -115,10 +114,7 @@ def save_checkpoint(directory: str, step: int, tensors: dict) -> CheckpointRef:
                 for suffix in (DATA_SUFFIX, INDEX_SUFFIX)
             },
         }
-        with open(staged_prefix + MANIFEST_SUFFIX, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_json(staged_prefix + MANIFEST_SUFFIX, manifest, indent=1)
         for suffix in (DATA_SUFFIX, INDEX_SUFFIX):
             with open(staged_prefix + suffix, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -157,10 +153,8 @@ def _write_checkpoint_state(directory: str, step: int) -> None:
     newest = max(steps, default=step)
     lines = [f'model_checkpoint_path: "model.ckpt-{newest}"']
     lines += [f'all_model_checkpoint_paths: "model.ckpt-{s}"' for s in steps]
-    temporary = os.path.join(directory, f".checkpoint.tmp-{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.replace(temporary, os.path.join(directory, "checkpoint"))
+    with AtomicFile(os.path.join(directory, "checkpoint")) as out:
+        out.write("\n".join(lines) + "\n")
 
 
 def list_checkpoints(directory: str, include_segment_ends: bool = True) -> list[CheckpointRef]:
@@ -194,9 +188,7 @@ def verify_checkpoint(prefix: str) -> list[str]:
     manifest_path = prefix + MANIFEST_SUFFIX
     if os.path.isfile(manifest_path):
         try:
-            with open(manifest_path, encoding="utf-8") as handle:
-                manifest = json.load(handle)
-            expected = manifest["files"]
+            expected = read_json(manifest_path)["files"]
         except (OSError, ValueError, KeyError) as error:
             return [f"{manifest_path} is unreadable ({error})"]
         for suffix in (INDEX_SUFFIX, DATA_SUFFIX):

@@ -34,7 +34,8 @@ from bert_pretraining.errors import ConfigError
 # range (65504) anyway, so it is safe under mixed precision.
 ATTENTION_MASK_ADDER = -10000.0
 
-COMPUTE_DTYPES = (tf.float32, tf.float16, tf.bfloat16)
+# The dtype each training precision computes in (weights stay float32).
+COMPUTE_DTYPES = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
 
 # Random algorithm for initialisation and dropout. Named explicitly (instead
 # of "auto_select") so CPU and GPU draw the same bits from the same seed.
@@ -405,7 +406,7 @@ def _gather_positions(sequence_output, positions):
 
 def _check_compute_dtype(compute_dtype):
     dtype = tf.as_dtype(compute_dtype)
-    if dtype not in COMPUTE_DTYPES:
+    if dtype not in COMPUTE_DTYPES.values():
         raise ConfigError(
             f"compute dtype must be one of float32, float16, bfloat16, got {dtype.name}"
         )

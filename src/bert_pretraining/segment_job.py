@@ -105,7 +105,8 @@ def check_segment_job(args, num_ranks: int) -> None:
     (rule check_<phase>), so a deterministic error fails once, in seconds,
     instead of once per retry after a wait in the GPU queue.
     """
-    from .distributed import Topology, choose_engine
+    from .distribution import choose_engine
+    from .topology import Topology
     from .record_shares import check_rank_shares
 
     settings = settings_from_args(args)
@@ -122,7 +123,7 @@ def run_segment_job(args) -> int:
     settings = settings_from_args(args)
     import tensorflow as tf
 
-    from .distributed import create_replica
+    from .distribution import create_replica
     from .training import train_segment
 
     # Before anything initialises TensorFlow's devices: joins the other ranks

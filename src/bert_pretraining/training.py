@@ -2,26 +2,26 @@
 
 The loop (``train_segment``) fits on a screen; the pieces it uses are below
 it: the training state (everything a checkpoint holds), the compiled step,
-where to start from, and the stop request raised by SLURM's pre-timeout
-signal or SIGTERM.
+and the stop request raised by SLURM's pre-timeout signal or SIGTERM. Where
+the segment starts, its saves and its published end are the
+CheckpointManager's (checkpoint_manager.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import signal
 from dataclasses import dataclass
 
 import tensorflow as tf
 
-from . import checkpoints
-from .distributed import Replica
+from .checkpoint_manager import CheckpointManager
 from .errors import CheckpointError
 from .inputs import pretraining_dataset
-from .modeling import BertConfig, BertPretrainer, pretraining_loss
-from .source_model import SourceModel, read_weights
+from .modeling import COMPUTE_DTYPES, BertConfig, BertPretrainer, pretraining_loss
+from .replica import Replica
+from .source_model import SourceModel
 from .optimization import AdamWeightDecay, DynamicLossScale, clip_by_global_norm
 from .schedule import learning_rate_tensor
 from .divergence import DivergenceGuard
@@ -32,7 +32,6 @@ from .watchdog import HangWatchdog
 log = logging.getLogger(__name__)
 
 EXIT_STOPPED = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; rerun to continue
-COMPUTE_DTYPES = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
 
 
 @dataclass
@@ -110,26 +109,6 @@ class TrainingState(tf.Module):
             skipped_steps=self.skipped_steps,
         )
         return tensors
-
-    def save(self, directory: str) -> checkpoints.CheckpointRef:
-        return checkpoints.save_checkpoint(directory, int(self.global_step.numpy()), self.tensors_by_name())
-
-    def restore(self, prefix: str, *, keep_input_position: bool) -> None:
-        """Load a checkpoint; state a checkpoint lacks (loss scale of an fp32 run) keeps its default."""
-        wanted = {
-            name: (tuple(variable.shape), variable.dtype.name)
-            for name, variable in self.tensors_by_name().items()
-            if name not in ("loss_scale", "loss_scale_good_steps", "skipped_steps")
-        }
-        # choose_start restores only checkpoints it has just verified.
-        values = checkpoints.read_checkpoint(prefix, wanted, verify=False)
-        optional = checkpoints.read_optional(prefix, ["loss_scale", "loss_scale_good_steps", "skipped_steps"])
-        values.update({name: value for name, value in optional.items() if name in self.tensors_by_name()})
-        for name, variable in self.tensors_by_name().items():
-            if name in values:
-                variable.assign(values[name])
-        if not keep_input_position:
-            self.input_position.assign(0)
 
 
 def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Replica):
@@ -242,53 +221,6 @@ def dropout_seeds(state: TrainingState, settings: SegmentSettings, replica: Repl
     ]
 
 
-def choose_start(state: TrainingState, settings: SegmentSettings) -> str:
-    """Restore where this segment should start; return a sentence saying from where.
-
-    1. The newest intact checkpoint of this phase within the segment (a rerun
-       after a failure, a timeout or a kill resumes there, input position too).
-    2. Else ``init_checkpoint``: the previous segment's final checkpoint; from
-       the previous phase, the input position restarts at 0 (new records).
-    3. Else, for the run's first segment, the weights of ``init_from`` (a
-       released model; its missing heads and the optimizer start fresh, at
-       step 0), or fresh weights.
-    """
-    own = checkpoints.newest_valid_checkpoint(
-        settings.output_dir, min_step=settings.start_step, max_step=settings.end_step
-    )
-    if own is not None:
-        state.restore(own.prefix, keep_input_position=True)
-        return f"resuming from {own.prefix} (step {own.step})"
-    if settings.init_checkpoint:
-        prefix = checkpoints.normalize_prefix(settings.init_checkpoint)
-        same_phase = os.path.realpath(os.path.dirname(prefix)) == os.path.realpath(settings.output_dir)
-        if checkpoints.verify_checkpoint(prefix):
-            # The final checkpoint may have lost its declared files: use its link.
-            linked = checkpoints.newest_valid_checkpoint(
-                os.path.dirname(prefix), min_step=checkpoints.step_of(prefix), max_step=checkpoints.step_of(prefix)
-            )
-            if linked is None:
-                problems = "; ".join(checkpoints.verify_checkpoint(prefix))
-                raise CheckpointError(f"--init_checkpoint {prefix} cannot be used: {problems}")
-            prefix = linked.prefix
-        state.restore(prefix, keep_input_position=same_phase)
-        return f"initialised from {prefix}"
-    if settings.start_step == 0 and settings.init_from is not None:
-        weights = read_weights(settings.init_from, settings.use_next_sentence_prediction)
-        for name, value in weights.items():
-            state.model.variables_by_name[name].assign(value)
-        fresh = sorted(set(state.model.variables_by_name) - set(weights))
-        return f"initialised from the weights of {settings.init_from.directory}" + (
-            f"; fresh: {', '.join(fresh)}" if fresh else ""
-        )
-    if settings.start_step == 0:
-        return "starting from freshly initialised weights"
-    raise CheckpointError(
-        f"segment {settings.start_step}-{settings.end_step}: no checkpoint in {settings.output_dir} "
-        "and no --init_checkpoint; expected the previous segment's final checkpoint"
-    )
-
-
 class StopRequest:
     """Set by SIGTERM, SIGINT or SIGUSR1 (SLURM's --signal before the time limit)."""
 
@@ -310,12 +242,14 @@ def train_segment(settings: SegmentSettings, replica: Replica) -> int:
     """Train from start_step to end_step; return the process exit status."""
     stop = StopRequest()
     state = TrainingState(settings)
-    how = choose_start(state, settings)
+    checkpoints = CheckpointManager.for_segment(settings, replica)
+    how = checkpoints.restore_or_initialize(state)
     replica.broadcast_variables(list(state.tensors_by_name().values()))
     step = int(state.global_step.numpy())
     log.info("segment %d-%d of phase %s: %s", settings.start_step, settings.end_step, settings.output_dir, how)
     if step >= settings.end_step:
-        return finish_segment(state, settings, replica)
+        checkpoints.finish(state)
+        return 0
     if step < settings.start_step:
         raise CheckpointError(f"restored step {step} is before the segment's start {settings.start_step}")
 
@@ -355,7 +289,7 @@ def train_segment(settings: SegmentSettings, replica: Replica) -> int:
         # Every rank takes the same decision at the same step (a collective
         # when there are several ranks): all stop together, rank 0 saves.
         if replica.all_ranks_agree(bool(stop)):
-            save(state, settings, replica)
+            checkpoints.save(state)
             replica.barrier()  # nobody exits (srun --kill-on-bad-exit) before the checkpoint is written
             if replica.size > 1:
                 # The first rank to exit 75 makes srun --kill-on-bad-exit send
@@ -372,29 +306,7 @@ def train_segment(settings: SegmentSettings, replica: Replica) -> int:
             if divergence.bad_checks or divergence.skipped_in_a_row:
                 log.warning("not saving step %d: the loss was not healthy at the last log line", step)
             else:
-                save(state, settings, replica)
+                checkpoints.save(state)
     watchdog.stop()
-    return finish_segment(state, settings, replica)
-
-
-def save(state: TrainingState, settings: SegmentSettings, replica: Replica):
-    if not replica.is_chief:
-        return None
-    ref = state.save(settings.output_dir)
-    deleted = checkpoints.prune_checkpoints(settings.output_dir, settings.keep_checkpoints)
-    log.info("saved %s%s", ref.prefix, f" (removed old steps {deleted})" if deleted else "")
-    return ref
-
-
-def finish_segment(state: TrainingState, settings: SegmentSettings, replica: Replica) -> int:
-    """Publish the final checkpoint (the rule's output) and its .segment-ends link."""
-    if replica.is_chief:
-        existing = checkpoints.newest_valid_checkpoint(
-            settings.output_dir, min_step=settings.end_step, max_step=settings.end_step
-        )
-        ref = checkpoints.republish(existing, settings.output_dir) if existing else save(state, settings, replica)
-        checkpoints.link_segment_end(ref)
-        checkpoints.prune_checkpoints(settings.output_dir, settings.keep_checkpoints)
-        log.info("segment finished at step %d: %s", settings.end_step, ref.prefix)
-    replica.barrier()  # the segment's output exists when any rank reports success
+    checkpoints.finish(state)
     return 0

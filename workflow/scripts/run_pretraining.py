@@ -9,7 +9,7 @@ rank), as in NVIDIA's and the seed's Horovod runs: the global batch is
 train_batch_size x ranks x gradient_accumulation_steps, and the learning
 rate is not scaled by the rank count unless --scale_learning_rate_by_ranks.
 Ranks are started by srun (one per GPU; Horovod or TensorFlow's multi-worker
-strategy, see bert_pretraining.distributed), by horovodrun, or with
+strategy, see bert_pretraining.distribution), by horovodrun, or with
 TF_CONFIG; a lone process trains alone. --start_step/--end_step
 delimit the segment: the program resumes from the newest checkpoint of the
 segment in --output_dir, else from --init_checkpoint, and exits 0 once
@@ -69,7 +69,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    from bert_pretraining.distributed import detect_rank
+    from bert_pretraining.topology import detect_rank
 
     setup_logging(detect_rank())
     from bert_pretraining.segment_job import check_segment_job, run_segment_job
