@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,18 @@ def test_round_robin_over_outputs_and_absl_spellings(workspace, tmp_path):
     whole_word = tmp_path / "ww.tfrecord"
     assert run("create_pretraining_data.py", *google_flags(workspace, whole_word, "--do_whole_word_mask=true")).returncode == 0
     assert absl.read_bytes() == whole_word.read_bytes()
+
+
+def test_boolean_flags_take_absl_spellings():
+    parse_args = runpy.run_path(str(SCRIPTS / "create_pretraining_data.py"), run_name="not_main")["parse_args"]
+    required = ["--input_file=a.txt", "--output_file=a.tfrecord", "--vocab_file=vocab.txt"]
+    for text, value in [("true", True), ("True", True), ("t", True), ("1", True),
+                        ("false", False), ("FALSE", False), ("f", False), ("0", False)]:
+        assert parse_args([*required, f"--do_lower_case={text}"]).do_lower_case is value, text
+        assert parse_args([*required, "--do_whole_word_mask", text]).do_whole_word_mask is value, text
+    assert parse_args([*required, "--nodo_lower_case", "--do_whole_word_mask"]).do_lower_case is False
+    assert parse_args([*required, "-nodo_lower_case"]).do_lower_case is False
+    assert parse_args(required).do_lower_case is True and parse_args(required).do_whole_word_mask is False
 
 
 def test_summarize_records(workspace, tmp_path):
