@@ -24,7 +24,7 @@ import math
 import re
 
 from bert_pretraining.errors import ConfigError
-from bert_pretraining.files import AtomicFile
+from bert_pretraining.files import write_json
 
 # Ours -> the function it computes.
 ACTIVATION_FUNCTIONS = {
@@ -159,8 +159,7 @@ class BertConfig:
         values = self.to_dict()
         if google_names:
             values["hidden_act"] = GOOGLE_ACTIVATIONS[self.hidden_act]
-        with AtomicFile(path) as stream:
-            stream.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        write_json(path, values, sort_keys=True)
 
     @property
     def attention_head_size(self):
