@@ -12,7 +12,14 @@ import os
 from importlib import resources
 from string import Template
 
-from .bert_config import ACTIVATION_FUNCTIONS, GOOGLE_ACTIVATIONS, HF_ACTIVATIONS, BertConfig, hf_architecture, parameter_count
+from .bert_config import (
+    ACTIVATION_FUNCTIONS,
+    GOOGLE_ACTIVATIONS,
+    HF_ACTIVATIONS,
+    BertConfig,
+    hf_architecture,
+    parameter_count,
+)
 from .report import accuracy_against_baseline
 from .tokenization import SPECIAL_TOKENS
 
