@@ -23,7 +23,7 @@ from bert_pretraining import checkpoints, export  # noqa: E402
 from bert_pretraining.errors import CheckpointError, WorkflowError  # noqa: E402
 from bert_pretraining.evaluation import load_model  # noqa: E402
 from bert_pretraining.modeling import BertConfig, BertPretrainer  # noqa: E402
-from bert_pretraining.tokenization import read_vocabulary, tokenizer_from_vocab, train_vocabulary  # noqa: E402
+from bert_pretraining.tokenization import load_tokenizer, train_vocabulary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "workflow" / "scripts" / "export_model.py"
@@ -278,7 +278,7 @@ def test_hf_tokenizer_gives_the_records_ids(which, request, transformers_offline
     source, output, _ = request.getfixturevalue(which)
     do_lower_case = which == "mlm_only_export"
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(output / "hf"))
-    ours = tokenizer_from_vocab({token: index for index, token in enumerate(read_vocabulary(source["vocab"]))}, do_lower_case)
+    ours = load_tokenizer(source["vocab"], do_lower_case)
     assert tokenizer.is_fast and tokenizer.vocab_size == source["bert_config"].vocab_size
     assert tokenizer.model_max_length == source["bert_config"].max_position_embeddings
     samples = SENTENCES + [

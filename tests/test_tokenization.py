@@ -26,6 +26,7 @@ from bert_pretraining.tokenization import (
     _training_lines,
     case_mismatch_warning,
     copy_vocabulary,
+    load_tokenizer,
     read_vocabulary,
     tokenizer_from_vocab,
     train_vocabulary,
@@ -146,7 +147,7 @@ ascii_text = st.text(
 def test_matches_googles_tokenizer_on_ascii(trained_vocab, text, do_lower_case):
     path, tokens = trained_vocab
     vocab = set(tokens)
-    tokenizer = tokenizer_from_vocab({token: index for index, token in enumerate(read_vocabulary(str(path)))}, do_lower_case)
+    tokenizer = load_tokenizer(str(path), do_lower_case)
     assert tokenizer.encode(text, add_special_tokens=False).tokens == _reference_tokenize(text, vocab, do_lower_case)
 
 

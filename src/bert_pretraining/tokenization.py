@@ -80,6 +80,12 @@ def tokenizer_from_vocab(vocab: dict[str, int], do_lower_case: bool) -> Tokenize
     return _configure(Tokenizer(model), do_lower_case)
 
 
+def load_tokenizer(vocab_path: str, do_lower_case: bool) -> Tokenizer:
+    """The tokenizer for a vocab.txt, after checking the file (VocabularyError)."""
+    tokens = read_vocabulary(vocab_path)
+    return tokenizer_from_vocab({token: index for index, token in enumerate(tokens)}, do_lower_case)
+
+
 # --------------------------------------------------------------------------
 # Vocabulary files
 # --------------------------------------------------------------------------
