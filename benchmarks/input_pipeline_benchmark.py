@@ -57,7 +57,7 @@ def make_records(work: Path, seq: int, predictions: int, dupe_factor: int) -> Pa
     python = sys.executable
     texts = sorted(glob.glob(str(ROOT / "demo" / "corpus" / "*.txt")))
     if not texts:
-        raise SystemExit("demo/corpus/*.txt is missing; build it with demo/build_demo_corpus.py")
+        raise SystemExit("demo/corpus/*.txt is missing; restore it from git (git checkout -- demo/corpus)")
     vocab = work / "vocab.txt"
     if not vocab.exists():
         say("training the vocabulary on the demo corpus")

@@ -12,8 +12,7 @@ What it does, in order:
 2. Builds corpora of the requested sizes (MB = 10^6 bytes) by repeating the
    bundled demo corpus ``demo/corpus/*.txt`` (documents in a different seeded
    order on each repetition, cut at a document boundary). If the demo corpus is
-   missing it is built with ``demo/build_demo_corpus.py`` into the work
-   directory, or, failing that, from CPython's ``pydoc_data`` topics.
+   missing, from CPython's ``pydoc_data`` topics.
 3. Trains ONE WordPiece vocabulary (8,000, cased) on the demo text with
    ``workflow/scripts/train_vocab.py``; both implementations use it.
 4. For each size runs, each as its own process measured with ``os.wait4``
@@ -221,18 +220,7 @@ def source_corpus(work: Path) -> tuple[list[Path], str]:
     files = sorted(Path(p) for p in glob.glob(str(ROOT / "demo" / "corpus" / "*.txt")))
     if files:
         return files, "demo/corpus/*.txt"
-    built = work / "source"
-    files = sorted(built.glob("*.txt"))
-    if files:
-        return files, f"{built} (built by demo/build_demo_corpus.py)"
-    builder = ROOT / "demo" / "build_demo_corpus.py"
-    if builder.exists():
-        say("demo/corpus/*.txt is missing: building it into the work directory with demo/build_demo_corpus.py")
-        result = subprocess.run([sys.executable, str(builder), "--out-dir", str(built)], capture_output=True, text=True)
-        files = sorted(built.glob("*.txt"))
-        if result.returncode == 0 and files:
-            return files, f"{built} (built by demo/build_demo_corpus.py)"
-    say("demo corpus unavailable: using CPython's pydoc_data topics")
+    say("demo corpus unavailable (restore demo/corpus/*.txt from git): using CPython's pydoc_data topics")
     return pydoc_topics_corpus(work / "pydoc"), "CPython pydoc_data topics"
 
 
