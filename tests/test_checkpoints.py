@@ -2,6 +2,7 @@
 
 import logging
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -130,8 +131,7 @@ class TinyState:
     """What the manager needs of a TrainingState: named tensors, model weights, step and input position."""
 
     def __init__(self, value=0.0, step=0, position=0):
-        self.model = type("Model", (), {})()
-        self.model.variables_by_name = {"bert/pooler/dense/bias": tf.Variable(tf.fill([3], value))}
+        self.model = SimpleNamespace(variables_by_name={"bert/pooler/dense/bias": tf.Variable(tf.fill([3], value))})
         self.global_step = tf.Variable(step, dtype=tf.int64)
         self.input_position = tf.Variable(position, dtype=tf.int64)
 
