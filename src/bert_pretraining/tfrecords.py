@@ -205,18 +205,17 @@ def frame_record(data: bytes) -> bytes:
     return b"".join((_record_header(len(data)), data, _pack_u32(masked_crc32c(data))))
 
 
-class TFRecordWriter:
-    """Writes records to ``path`` atomically: the file appears only on commit.
+class TFRecordWriter(AtomicFile):
+    """Writes framed records to ``path`` atomically: the file appears only on commit.
 
-    ``close()`` finishes the temporary file; ``commit()`` renames it into
-    place; ``discard()`` deletes it. As a context manager: commit on success,
-    discard on error.
+    An AtomicFile (``close``, ``commit``, ``discard``; as a context manager,
+    commit on success and discard on error) whose ``write`` takes one record's
+    bytes and frames it.
     """
 
     def __init__(self, path: str):
-        self.path = path
+        super().__init__(path, "wb")
         self.count = 0
-        self._file = AtomicFile(path, "wb")
 
     def write(self, data: bytes) -> None:
         self.write_many((data,))
@@ -227,27 +226,9 @@ class TFRecordWriter:
         for data in records:
             pending.append(frame_record(data))
             if len(pending) >= batch:
-                self._file.write(b"".join(pending))
+                self.file.write(b"".join(pending))
                 self.count += len(pending)
                 pending.clear()
         if pending:
-            self._file.write(b"".join(pending))
+            self.file.write(b"".join(pending))
             self.count += len(pending)
-
-    def close(self) -> None:
-        self._file.close()
-
-    def commit(self) -> None:
-        self._file.commit()
-
-    def discard(self) -> None:
-        self._file.discard()
-
-    def __enter__(self) -> "TFRecordWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
