@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from workflow_helpers import DEMO_DAG_CONFIGS, fresh_clone, load_yaml, snakemake, write_yaml
+from workflow_helpers import DEMO_DAG_CONFIGS, demo_dag_config, fresh_clone, load_yaml, snakemake, write_yaml
 
 pytestmark = pytest.mark.snakemake  # every test runs Snakemake: dry runs, a few jobs, or the demo
 
@@ -126,7 +126,7 @@ def test_finished_segments_are_not_retrained_after_edits(demo_run):
     # An edited script, a comment in the config and an unrelated key must not retrain anything.
     with open(os.path.join(workdir, "workflow/scripts/run_pretraining.py"), "a") as handle:
         handle.write("\n# an edit\n")
-    config = load_yaml(os.path.join(workdir, "demo/config.yaml"))
+    config = demo_dag_config(workdir)  # the configuration the run was made with
     config["training"]["log_every_steps"] = 5
     write_yaml(os.path.join(workdir, "edited.yaml"), config)
     result = snakemake(workdir, "-n", "--configfile", "edited.yaml", timeout=300)

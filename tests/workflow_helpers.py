@@ -9,7 +9,7 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAKEMAKE = os.path.join(os.path.dirname(sys.executable), "snakemake")
-# The demo's workflow with a tenth of its steps: what the tests that run the whole DAG run.
+# The demo's workflow with fewer steps: what the tests that run the whole DAG run.
 DEMO_DAG_CONFIGS = ("demo/config.yaml", "tests/demo_dag.yaml")
 
 
