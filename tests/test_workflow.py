@@ -67,8 +67,9 @@ def test_demo_runs_end_to_end(demo_run):
 
 
 # The demo's DAG at the tests' size (tests/demo_dag.yaml, 360 steps) must learn more than token
-# frequencies: a regression that stops learning leaves the accuracy at the baseline (1x).
-LEARNED_AT_LEAST = 1.4
+# frequencies: a regression that stops learning leaves the accuracy at the baseline (1x). It
+# measured 3.1x at both phases (make demo's 1,000 steps: 3.5x and 3.4x).
+LEARNED_AT_LEAST = 2.5
 
 
 @pytest.mark.slow
