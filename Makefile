@@ -46,7 +46,7 @@ LOCAL_TESTS = not slurm and not tf215
 test: $(VENV)/.installed lint $(VENV_TF215)/.installed $(VENV_TF215)/.horovod
 	$(VENV)/bin/python -m pytest
 
-# Unit tests only: no Snakemake (not even -n), no SLURM, no .venv-tf215, no fault injection; about 3 minutes.
+# Unit tests only: no Snakemake (not even -n), no SLURM, no .venv-tf215, no fault injection; about 2 minutes.
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m "$(FAST_TESTS)"
 
