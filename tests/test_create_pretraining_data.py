@@ -153,6 +153,8 @@ def bad_inputs(workspace, tmp):
     text = f"--input_file={workspace / 'a.txt'}"
     return {
         "unmatched glob": ([f"--input_file={tmp / 'missing*.txt'}", vocab], "--input_file: the pattern"),
+        "unmatched glob, what was expected": ([f"--input_file={tmp / 'missing*.txt'}", vocab],
+                                              "; expected plain-text corpus files"),
         "empty file": ([f"--input_file={tmp / 'empty.txt'}", vocab], "empty.txt: the input file is empty"),
         "blank file": ([f"--input_file={tmp / 'blank.txt'}", vocab], "blank.txt: the input file contains no text"),
         "not utf-8": ([f"--input_file={workspace / 'a.txt'},{tmp / 'latin1.txt'}", vocab],

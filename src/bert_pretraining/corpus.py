@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from .errors import ConfigError, CorpusError
-from .files import AtomicFile
+from .files import AtomicFile, expand_patterns
 from .progress import Progress
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 # are written in several passes over the input (file-descriptor limits are
 # often 1024 on cluster nodes).
 MAX_OPEN_SHARDS = 256
+
+
+def expand_corpus_files(patterns: str | Iterable[str], flag: str, error: type[Exception] = CorpusError) -> list[str]:
+    """The corpus files named by glob ``patterns`` (a list, or one comma-separated string), sorted.
+
+    Each pattern must match: ``error`` names ``flag`` and the pattern otherwise.
+    """
+    return expand_patterns(patterns, flag, what="plain-text corpus files", error=error)
 
 
 def read_lines(path: str) -> Iterator[tuple[int, str]]:

@@ -30,8 +30,8 @@ from pathlib import Path
 import yaml
 
 from .bert_config import ARCHITECTURE_KEYS
+from .corpus import expand_corpus_files
 from .errors import ConfigError, VocabularyError
-from .files import expand_patterns
 from .plan import Segment, plan_run
 from .source_model import SourceModel, check_weights, inspect_source
 
@@ -442,7 +442,7 @@ def expected_predictions(max_seq_length: int, masked_lm_prob: float) -> int:
 
 def corpus_files(settings: Settings) -> list[str]:
     """The corpus files matched by ``corpus.files``, sorted; each glob must match."""
-    return expand_patterns(settings.corpus.files, "corpus.files", what="plain-text corpus files", error=ConfigError)
+    return expand_corpus_files(settings.corpus.files, "corpus.files", error=ConfigError)
 
 
 def training_python(settings: Settings, basedir: str = ".") -> str | None:

@@ -22,7 +22,7 @@ import sys
 
 from bert_pretraining.cli import str2bool
 from bert_pretraining.errors import run_main
-from bert_pretraining.files import expand_patterns
+from bert_pretraining.corpus import expand_corpus_files
 from bert_pretraining.instances import InstanceOptions
 from bert_pretraining.pretraining_data import create_pretraining_data
 
@@ -88,7 +88,7 @@ def main(argv=None):
         dupe_factor=args.dupe_factor,
         do_whole_word_mask=args.do_whole_word_mask,
     )
-    input_files = expand_patterns([p for p in args.input_file.split(",") if p], flag="--input_file")
+    input_files = expand_corpus_files(args.input_file, "--input_file")
     output_files = [path for path in args.output_file.split(",") if path]
     log.info("reading %s", ", ".join(input_files))
     create_pretraining_data(

@@ -11,9 +11,8 @@ See bert_pretraining.corpus.shard_corpus for the (deterministic) assignment.
 import argparse
 import logging
 
-from bert_pretraining.corpus import shard_corpus
-from bert_pretraining.errors import CorpusError, run_main
-from bert_pretraining.files import expand_patterns
+from bert_pretraining.corpus import expand_corpus_files, shard_corpus
+from bert_pretraining.errors import run_main
 
 log = logging.getLogger("shard_corpus")
 
@@ -32,7 +31,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    files = expand_patterns(args.input, "--input", what="plain-text corpus files", error=CorpusError)
+    files = expand_corpus_files(args.input, "--input")
     log.info("%d input files", len(files))
     summary = shard_corpus(files, args.output_dir, args.num_shards, args.heldout_fraction, args.seed)
     log.info(

@@ -15,8 +15,8 @@ and flags give the same vocab.txt, byte for byte.
 import argparse
 import logging
 
-from bert_pretraining.errors import ConfigError, CorpusError, run_main
-from bert_pretraining.files import expand_patterns
+from bert_pretraining.corpus import expand_corpus_files
+from bert_pretraining.errors import ConfigError, run_main
 from bert_pretraining.source_model import inspect_source
 from bert_pretraining.tokenization import (
     DEFAULT_MIN_FREQUENCY,
@@ -65,7 +65,7 @@ def main(argv=None):
     else:
         if not args.input:
             raise ConfigError("neither --input nor --given-vocab given; expected text files to train on or a vocabulary")
-        files = expand_patterns(args.input, "--input", what="plain-text corpus files", error=CorpusError)
+        files = expand_corpus_files(args.input, "--input")
         tokens = train_vocabulary(
             files, args.output, args.vocab_size, args.do_lower_case, args.min_frequency,
             sample_bytes=args.sample_bytes, sample_seed=args.sample_seed,
