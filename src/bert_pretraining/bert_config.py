@@ -278,7 +278,7 @@ def parameter_count(config, use_next_sentence_prediction, *, untrained_pooler=Tr
     return sum(
         math.prod(shape)
         for name, (_, shape) in shapes.items()
-        if untrained_pooler or use_next_sentence_prediction or not name.startswith("bert/pooler/")
+        if untrained_pooler or use_next_sentence_prediction or head_of(name) != "next-sentence head"
     )
 
 

@@ -23,7 +23,7 @@ from .files import AtomicFile
 from .instances import InstanceOptions, VocabInfo, check_instance_options
 from .progress import Progress
 from .tfrecords import TFRecordWriter
-from .tokenization import case_mismatch_warning, read_vocabulary, tokenizer_from_vocab, vocab_sha256
+from .tokenization import UNK_TOKEN, case_mismatch_warning, read_vocabulary, tokenizer_from_vocab, vocab_sha256
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def create_pretraining_data(
 
     max_num_tokens = options.max_seq_length - 3
     documents, text = read_tokenized_documents(
-        input_files, tokenizer, tokens.index("[UNK]"), max_num_tokens, label=f"tokenize {label}"
+        input_files, tokenizer, tokens.index(UNK_TOKEN), max_num_tokens, label=f"tokenize {label}"
     )
     if not documents:
         raise CorpusError(

@@ -30,27 +30,9 @@ SHARED_FLAGS = (
 )
 # What the held-out records must share with the training records to measure
 # the same task (they may use another dupe_factor, short_seq_prob and seed).
-HELDOUT_SHARED_FLAGS = (
-    "max_seq_length",
-    "max_predictions_per_seq",
-    "vocab_sha256",
-    "masked_lm_prob",
-    "do_whole_word_mask",
-    "do_lower_case",
-)
-SIDECAR_FIELDS = (
-    "num_instances",
-    "max_seq_length",
-    "max_predictions_per_seq",
-    "vocab_sha256",
-    "masked_lm_prob",
-    "dupe_factor",
-    "short_seq_prob",
-    "do_whole_word_mask",
-    "do_lower_case",
-    "random_seed",
-    "files",
-)
+HELDOUT_SHARED_FLAGS = tuple(flag for flag in SHARED_FLAGS if flag not in ("dupe_factor", "short_seq_prob"))
+# The fields a sidecar, and each shard's stats file it is summed from, must have.
+SIDECAR_FIELDS = ("num_instances", *SHARED_FLAGS, "random_seed", "files")
 
 
 def write_records_sidecar(
@@ -217,7 +199,7 @@ def summarize_records_stats(stats_paths: list[str], heldout_stats_path: str | No
 
 def _read_stats(path: str) -> dict:
     stats = read_json_object(path, "stats file", RecordsError, if_missing="create_pretraining_data's --stats_file")
-    missing = [name for name in (*SHARED_FLAGS, "random_seed", "files", "num_instances") if name not in stats]
+    missing = [name for name in SIDECAR_FIELDS if name not in stats]
     if missing:
         raise RecordsError(f"{path}: stats file lacks the field(s) {', '.join(missing)}")
     return stats

@@ -111,11 +111,7 @@ def inspect_source(directory: str, key: str = "init_from") -> SourceModel:
 
 def _inspect_google(directory: str, key: str) -> SourceModel:
     config_file = os.path.join(directory, "bert_config.json")
-    with open(config_file, encoding="utf-8") as handle:
-        try:
-            written = json.load(handle)
-        except ValueError as error:
-            raise ConfigError(f"{key}: {config_file} is not valid JSON: {error}") from None
+    written = _json_object(config_file, key)
     config = _config_or_error(lambda: BertConfig.from_dict(written, google_names=True), key, config_file)
     indexes = sorted(glob.glob(os.path.join(glob.escape(directory), "*.index")))
     preferred = os.path.join(directory, "bert_model.ckpt.index")
@@ -143,7 +139,7 @@ def _inspect_google(directory: str, key: str) -> SourceModel:
 
 def _inspect_transformers(directory: str, key: str) -> SourceModel:
     config_file = os.path.join(directory, "config.json")
-    written = read_json_object(config_file, f"{key}: JSON file", ConfigError)
+    written = _json_object(config_file, key)
     if written.get("model_type", "bert") != "bert":
         raise ConfigError(f"{key}: {config_file} has model_type {written['model_type']!r}; expected 'bert'")
     if written.get("position_embedding_type", "absolute") != "absolute":
@@ -186,6 +182,9 @@ def _config_or_error(build, key, path):
         raise ConfigError(f"{key}: {path}: {error}") from None
 
 
+def _json_object(path: str, key: str) -> dict:
+    """A JSON file of the source model; ConfigError naming the file and the setting otherwise."""
+    return read_json_object(path, f"JSON file of {key}", ConfigError)
 
 
 def _read_vocab_txt(path: str, key: str) -> list[str]:
@@ -200,7 +199,7 @@ def _read_vocab_txt(path: str, key: str) -> list[str]:
 def _tokens_from_tokenizer_json(path: str, key: str) -> list[str]:
     from .tokenization import check_special_tokens
 
-    model = read_json_object(path, f"{key}: JSON file", ConfigError).get("model") or {}
+    model = _json_object(path, key).get("model") or {}
     vocab = model.get("vocab")
     if model.get("type") != "WordPiece" or not isinstance(vocab, dict):
         raise ConfigError(f"{key}: {path} is not a WordPiece tokenizer; expected BERT's (or a vocab.txt beside it)")
@@ -217,12 +216,12 @@ def _tokens_from_tokenizer_json(path: str, key: str) -> list[str]:
 def _casing_from_transformers(directory: str, key: str) -> tuple[bool | None, str]:
     tokenizer_config = os.path.join(directory, "tokenizer_config.json")
     if os.path.isfile(tokenizer_config):
-        value = read_json_object(tokenizer_config, f"{key}: JSON file", ConfigError).get("do_lower_case")
+        value = _json_object(tokenizer_config, key).get("do_lower_case")
         if isinstance(value, bool):
             return value, "do_lower_case in tokenizer_config.json"
     tokenizer_json = os.path.join(directory, "tokenizer.json")
     if os.path.isfile(tokenizer_json):
-        normalizer = read_json_object(tokenizer_json, f"{key}: JSON file", ConfigError).get("normalizer") or {}
+        normalizer = _json_object(tokenizer_json, key).get("normalizer") or {}
         if isinstance(normalizer.get("lowercase"), bool):
             return normalizer["lowercase"], "the normalizer of tokenizer.json"
     return None, ""
