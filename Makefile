@@ -39,28 +39,33 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/python workflow/scripts/status.py --configfile demo/config.yaml
 
 # Test tiers, by the markers in pyproject.toml ([tool.pytest.ini_options]).
+# Two pytest-xdist workers: the serial suite keeps about 1.2 of the 2 cores busy (SLURM
+# polling, process start-up); tests/conftest.py keeps the tests that share the SLURM cluster,
+# the demo run or a module's fixtures on one worker. TEST_WORKERS=0 runs them serially.
+TEST_WORKERS ?= 2
+PYTEST = $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 FAST_TESTS = not snakemake and not slow and not tf215 and not slurm and not distributed and not faults
 LOCAL_TESTS = not slurm and not tf215
 
 # Everything, as CI runs it (.ci/run): lint, then every test, with .venv-tf215, Horovod and the SLURM test cluster.
 test: $(VENV)/.installed lint $(VENV_TF215)/.installed $(VENV_TF215)/.horovod
-	$(VENV)/bin/python -m pytest
+	$(PYTEST)
 
 # Unit tests only: no Snakemake (not even -n), no SLURM, no .venv-tf215, no fault injection; about 2 minutes.
 test-fast: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "$(FAST_TESTS)"
+	$(PYTEST) -m "$(FAST_TESTS)"
 
 # Everything this machine can run without the SLURM cluster or .venv-tf215: workflows, faults, multi-process training.
 test-local: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "$(LOCAL_TESTS)"
+	$(PYTEST) -m "$(LOCAL_TESTS)"
 
 # The tests on the SLURM test cluster (started and stopped by the tests; needs root).
 test-slurm: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m slurm
+	$(PYTEST) -m slurm
 
 # The fault-injection tests alone (kill -9, full disk, signals; several minutes).
 test-faults: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m faults
+	$(PYTEST) -m faults
 
 # The Snakefile and rules: snakefmt's formatting, and `snakemake --lint` with no lint but
 # those rules/common.smk explains ("Lints left on purpose"; Snakemake cannot be told to skip one).
