@@ -13,6 +13,7 @@ settings.load_profile("project")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from slurm_fixtures import slurm_cluster  # noqa: E402,F401  (the SLURM test cluster, once per session)
+import worker_groups  # noqa: E402
 import workflow_helpers  # noqa: E402
 from workflow_helpers import DEMO_DAG_CONFIGS, fresh_clone, snakemake, snakemake_command  # noqa: E402
 
@@ -30,41 +31,6 @@ def runs_tf215(item):
     return any(isinstance(value, str) and f"{os.sep}.venv-tf215{os.sep}" in value for value in values)
 
 
-# `make test` runs the tests on two pytest-xdist workers (`-n 2 --dist loadgroup`): the
-# serial suite keeps about 1.3 of the 2 cores busy (SLURM polling, process start-up). A
-# worker runs a whole group: the tests that share a session fixture (one SLURM cluster,
-# one demo run), else a module (its module fixtures are built once).
-SESSION_FIXTURE_GROUPS = {"slurm_cluster": "slurm", "demo_run": "demo"}
-# The longest groups first, so that neither worker is left with a long group at the end
-# while the other idles (serial `make test` with --durations, 2026-12-02: slurm 20 min,
-# test_distributed 10, test_faults 8, demo 8; no other group over 3).
-LONGEST_GROUPS = ("slurm", "tests/test_distributed.py", "tests/test_faults.py", "demo")
-
-
-def xdist_group(item):
-    fixtures = getattr(item, "fixturenames", ())
-    for fixture, group in SESSION_FIXTURE_GROUPS.items():
-        if fixture in fixtures:
-            return group
-    return item.nodeid.split("::", 1)[0]
-
-
-def schedule_for_xdist(config, items):
-    """Mark each test with its xdist group, longest groups first (before xdist reads the marks)."""
-    if config.getoption("dist", "no") != "loadgroup":
-        return
-    groups = {}
-    for item in items:
-        groups[item] = xdist_group(item)
-        item.add_marker(pytest.mark.xdist_group(groups[item]))
-
-    def rank(item):
-        return LONGEST_GROUPS.index(groups[item]) if groups[item] in LONGEST_GROUPS else len(LONGEST_GROUPS)
-
-    items.sort(key=rank)  # stable: collection order within a group and among the rest
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         needs = [marker for fixture, markers in FIXTURE_MARKERS.items()
@@ -74,7 +40,16 @@ def pytest_collection_modifyitems(config, items):
         for marker in needs:
             if item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
-    schedule_for_xdist(config, items)
+        if problem := worker_groups.misplaced(item):
+            raise pytest.UsageError(problem)
+    if hasattr(config, "workerinput"):  # an xdist worker: its order is the scheduler's
+        worker_groups.longest_groups_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`make test`'s two workers: tests/worker_groups.py's groups, longest first."""
+    return worker_groups.make_scheduler(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
