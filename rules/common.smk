@@ -23,10 +23,10 @@ from bert_pretraining.settings import (
 from snakemake.logging import logger
 
 
-def refuse_bad_configuration(check, *args):
+def refuse_bad_configuration(check, *args, **kwargs):
     """Run a check of the package; its ConfigError stops the parse like any invalid config."""
     try:
-        return check(*args)
+        return check(*args, **kwargs)
     except ConfigError as error:
         raise WorkflowError(f"invalid configuration: {error}") from None
 

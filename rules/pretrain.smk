@@ -21,6 +21,8 @@ TRAINING_RANKS = {
         phase,
         f"pretrain_{phase.name}",
         rule_resources(f"pretrain_{phase.name}", TRAINING_RULE_RESOURCES),
+        # In a cluster job's own parse, existing records must not fail a job of another rule.
+        check_records=workflow.is_main_process,
     )
     for phase in PHASES
 }

@@ -197,6 +197,11 @@ def test_the_demo_through_the_profile_with_horovod(slurm_cluster, tmp_path):
     config_path = small_config(workdir)
     config = load_yaml(config_path)
     config["training"].update(python=TF215_PYTHON, distribution="horovod")
+    # One segment per phase: each is a job of four Horovod ranks; the resumption across
+    # segments and the rerun are tests/test_slurm.py's.
+    phase1, phase2 = config["phases"]
+    phase1.update(last_step=SEGMENT_STEPS, num_train_steps=SEGMENT_STEPS)
+    phase2.update(first_step=SEGMENT_STEPS, last_step=SEGMENT_STEPS + 10, num_train_steps=SEGMENT_STEPS + 10)
     write_yaml(config_path, config)
     profile = write_testbed_profile(workdir)
     env = dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT)

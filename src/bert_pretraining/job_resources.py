@@ -95,11 +95,14 @@ def check_environment_references(where: str, resources: dict) -> None:
                 )
 
 
-def check_training_job(settings, phase, rule: str, resources: dict) -> int:
+def check_training_job(settings, phase, rule: str, resources: dict, *, check_records: bool = True) -> int:
     """The ranks of a phase's training jobs, checked against its records; ConfigError naming the keys.
 
     Every rank reads its own record files (one per corpus shard). Once the
-    records exist, each rank's share must also hold a batch.
+    records exist, each rank's share must also hold a batch, unless
+    ``check_records`` is False: a cluster job of another rule parses the
+    Snakefile too, and must not fail for a phase it does not train (the
+    phase's check_<phase> job refuses the segment, once).
     """
     from .record_shares import check_rank_shares, records_per_file
     from .records_sidecar import read_records_sidecar
@@ -115,7 +118,7 @@ def check_training_job(settings, phase, rule: str, resources: dict) -> int:
             f"(for example {ranks * max(1, -(-shards // ranks))}), or give {rule} fewer nodes or tasks_per_node"
         )
     sidecar_path = os.path.join(settings.records_dir(phase.max_seq_length), "records.json")
-    if os.path.exists(sidecar_path):
+    if check_records and os.path.exists(sidecar_path):
         counts = records_per_file(read_records_sidecar(sidecar_path))
         files = sorted(name for name in counts if name.startswith("shard_"))
         try:
