@@ -1,8 +1,8 @@
 """Which tests run together on one pytest-xdist worker, and in what order.
 
-`make test` runs the suite on two workers: serially it keeps about 1.2 of
-the 2 cores busy (SLURM polling, process start-up), so a second worker uses
-the idle one. A worker runs a whole group: the modules that share a session
+`TEST_WORKERS=2 make test` runs the suite on two workers: serially it keeps
+about 1.2 of the 2 cores busy (SLURM polling, process start-up), so a second
+worker uses the idle one (the Makefile says why one process is the default). A worker runs a whole group: the modules that share a session
 fixture form one group (one SLURM cluster, one demo run per session), every
 other module is its own group (its module fixtures are built once).
 
@@ -30,7 +30,7 @@ def group_of(nodeid):
 
 def misplaced(item):
     """Why the test cannot run in its group (a session fixture outside its modules), or None."""
-    for fixture, (group, modules) in SESSION_FIXTURE_GROUPS.items():
+    for fixture, (group, _) in SESSION_FIXTURE_GROUPS.items():
         if fixture in getattr(item, "fixturenames", ()) and group_of(item.nodeid) != group:
             return f"{item.nodeid} takes {fixture}: add its module to {group!r} in tests/worker_groups.py"
     return None
