@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`TEST_WORKERS=2 make test`: tests/worker_groups.py's groups, longest first."""
+    """`make test` (two workers): tests/worker_groups.py's groups, longest first."""
     return worker_groups.make_scheduler(config, log)
 
 

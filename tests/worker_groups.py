@@ -1,8 +1,8 @@
 """Which tests run together on one pytest-xdist worker, and in what order.
 
-`TEST_WORKERS=2 make test` runs the suite on two workers: serially it keeps
-about 1.2 of the 2 cores busy (SLURM polling, process start-up), so a second
-worker uses the idle one (the Makefile says why one process is the default). A worker runs a whole group: the modules that share a session
+`make test` runs the suite on two workers: serially it keeps about 1.2 of the
+2 cores busy (SLURM polling, process start-up), so a second worker uses the
+idle one. A worker runs a whole group: the modules that share a session
 fixture form one group (one SLURM cluster, one demo run per session), every
 other module is its own group (its module fixtures are built once).
 
