@@ -218,13 +218,19 @@ def screenshot(browser, html_path, png_path, size="1400,1000"):
     return png_path
 
 
-def image_stats(png_path):
+def rgb_pixels(png_path):
+    """The image's size and its pixels as (r, g, b) tuples, row by row."""
     from PIL import Image
 
     image = Image.open(png_path).convert("RGB")
-    pixels = list(image.getdata())
+    data = image.tobytes()  # RGB bytes (Pillow 12 deprecated getdata)
+    return image.size, [tuple(data[i:i + 3]) for i in range(0, len(data), 3)]
+
+
+def image_stats(png_path):
+    size, pixels = rgb_pixels(png_path)
     non_white = sum(1 for r, g, b in pixels if r + g + b < 720)
-    return image.size, non_white / len(pixels), len(set(pixels))
+    return size, non_white / len(pixels), len(set(pixels))
 
 
 def showing(report_html, result_path, out_html):
@@ -287,9 +293,7 @@ def test_report_of_the_demo_run_shows_the_plots(demo_run, tmp_path):
     png = screenshot(browser, view, str(tmp_path / "curves.png"))
     size, ink, colours = image_stats(png)
     assert ink > 0.05 and colours > 100, (size, ink, colours)
-    from PIL import Image
-
-    pixels = Image.open(png).convert("RGB").getdata()
+    _, pixels = rgb_pixels(png)
     blue = sum(1 for r, g, b in pixels if b > 150 and r < 90 and g < 160)   # phase 1's line
     red = sum(1 for r, g, b in pixels if r > 180 and g < 80 and b < 80)     # phase 2's line
     assert blue > 300 and red > 100, (blue, red)
