@@ -42,7 +42,7 @@ demo: $(VENV)/.installed
 # Two pytest-xdist workers: the serial suite keeps about 1.2 of the 2 cores busy (SLURM
 # polling, process start-up); tests/worker_groups.py keeps the tests that share the SLURM
 # cluster, the demo run or a module's fixtures on one worker. TEST_WORKERS=0 runs one process
-# (measured on one machine: 31-40 min with two workers, 56 min in one process).
+# (the README gives the measured times of both).
 TEST_WORKERS ?= 2
 PYTEST = $(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
 FAST_TESTS = not snakemake and not slow and not tf215 and not slurm and not distributed and not faults
