@@ -12,7 +12,7 @@ PIP_FLAGS ?= -q
 $(VENV)/.installed: pyproject.toml setup.py src/bert_pretraining/_fast_instances.c
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[workflow,train,test]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[workflow,train,test,parquet]"
 	touch $@
 
 # TensorFlow 2.15 (Keras 2): the version Horovod builds against. The tests

@@ -80,6 +80,7 @@ RUN_LAST_STEP = SEGMENTS[-1].end_step
 
 wildcard_constraints:
     part="shard_[0-9]+|heldout",
+    index="[0-9]{5}",
     seq="[0-9]+",
 
 

@@ -1,4 +1,4 @@
-"""Reading BERT-format text, streaming, and cutting a corpus into shards.
+"""Reading BERT-format text, streaming, and cutting a corpus into shards of unique documents.
 
 BERT's pretraining text format (google-research/bert): UTF-8, one sentence per
 line, a blank line between documents. Sentence boundaries matter because the
@@ -20,12 +20,15 @@ Conventions, documented because they differ in small ways from Google's code:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
+import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from .corpus_sources import BadRecord, numbered_lines, open_binary, read_bert
 from .errors import ConfigError, CorpusError
 from .files import AtomicFile, expand_patterns
 from .progress import Progress
@@ -47,68 +50,66 @@ def expand_corpus_files(patterns: str | Iterable[str], flag: str, error: type[Ex
 
 
 def read_lines(path: str) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, stripped_line)`` for every line of a UTF-8 file.
+    """Yield ``(line_number, stripped_line)`` for every line of a UTF-8 file (decompressed as its name says).
 
     Lines are decoded one at a time so that invalid UTF-8 is reported with the
     file and line number (a whole-file decode would only give a byte offset).
     """
-    try:
-        handle = open(path, "rb")
-    except OSError as error:
-        raise CorpusError(f"{path}: cannot be read ({error.strerror}); expected a corpus text file") from None
-    with handle:
-        for line_number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise CorpusError(
-                    f"{path}:{line_number}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at "
-                    f"byte {error.start + 1} of the line); corpus files must be UTF-8 text"
-                ) from None
-            if line_number == 1 and line.startswith("\ufeff"):
-                line = line[1:]
+    with open_binary(path) as stream:
+        for line_number, line in numbered_lines(path, stream):
+            if isinstance(line, BadRecord):
+                raise CorpusError(line.message)
             yield line_number, line.strip()
 
 
 def iter_documents(paths: Iterable[str]) -> Iterator[list[str]]:
-    """Yield each document of the files in order, as a list of sentences.
+    """Yield each document of the BERT-format files in order, as a list of sentences.
 
     Only one document is held in memory at a time.
     """
     for path in paths:
-        document: list[str] = []
-        for _, line in read_lines(path):
-            if line:
-                document.append(line)
-            elif document:
-                yield document
-                document = []
-        if document:
-            yield document
+        for document in read_bert(path):
+            if isinstance(document, BadRecord):
+                raise CorpusError(document.message)
+            yield [line.strip() for line in document.lines]
 
 
-@dataclass
-class CorpusCounts:
-    """What one pass over a corpus found."""
+# --------------------------------------------------------------------------
+# Exact deduplication
+# --------------------------------------------------------------------------
 
-    documents: int = 0
-    sentences: int = 0
-    single_sentence_documents: int = 0
-    documents_per_file: dict[str, int] = field(default_factory=dict)
+# Documents per bucket of the duplicate search: the search holds one bucket's
+# hashes (and numpy's sort of them) in memory at a time.
+DOCUMENTS_PER_DEDUP_BUCKET = 4_000_000
 
 
-def count_documents(paths: list[str]) -> CorpusCounts:
-    """Count documents and sentences; also validates that every file is UTF-8."""
-    counts = CorpusCounts()
-    for path in paths:
-        before = counts.documents
-        for document in iter_documents([path]):
-            counts.documents += 1
-            counts.sentences += len(document)
-            if len(document) == 1:
-                counts.single_sentence_documents += 1
-        counts.documents_per_file[path] = counts.documents - before
-    return counts
+def document_hash(document: list[str]) -> bytes:
+    """An 8-byte digest of a document's sentences (equal documents, equal digests).
+
+    64 bits: two different documents of a corpus of 100 million collide with
+    a probability of about 3e-4, which would drop one of them.
+    """
+    return hashlib.blake2b("\n".join(document).encode("utf-8"), digest_size=8).digest()
+
+
+def first_occurrences(hashes: "np.ndarray") -> "np.ndarray":
+    """A boolean mask over the documents: True for the first of each set of equal hashes.
+
+    The hashes are searched in buckets by their value, so memory is bounded
+    by one bucket (``DOCUMENTS_PER_DEDUP_BUCKET``) plus one byte per document
+    for the mask; ``hashes`` may be a memory map of a file.
+    """
+    import numpy as np
+
+    count = len(hashes)
+    keep = np.zeros(count, dtype=bool)
+    buckets = max(1, -(-count // DOCUMENTS_PER_DEDUP_BUCKET))
+    for bucket in range(buckets):
+        members = np.flatnonzero(hashes % np.uint64(buckets) == bucket)
+        # return_index gives the first index of each value (numpy sorts stably for it).
+        _, first = np.unique(hashes[members], return_index=True)
+        keep[members[first]] = True
+    return keep
 
 
 # --------------------------------------------------------------------------
@@ -135,16 +136,40 @@ def choose_heldout(num_documents: int, fraction: float, seed: int) -> set[int]:
     return set(random.Random(seed).sample(range(num_documents), count))
 
 
+# Words (space-separated) per sentence, in bins of powers of two: 1, 2-3, 4-7, ..., 256 and more.
+WORDS_PER_SENTENCE_BINS = ("1", "2-3", "4-7", "8-15", "16-31", "32-63", "64-127", "128-255", "256+")
+
+
+def words_per_sentence_bin(sentence: str) -> int:
+    words = sentence.count(" ") + 1
+    return min(words.bit_length(), len(WORDS_PER_SENTENCE_BINS)) - 1
+
+
+@dataclass
+class FileCounts:
+    """What sharding found in one input file."""
+
+    documents: int = 0
+    duplicates: int = 0
+    kept: int = 0
+    sentences: int = 0
+    characters: int = 0
+
+
 @dataclass
 class ShardSummary:
-    """The result of :func:`shard_corpus`, for the log."""
+    """The result of :func:`shard_corpus`, for the log and the corpus statistics."""
 
     input_files: list[str]
     documents: int
+    duplicates: int
     sentences: int
+    characters: int
     single_sentence_documents: int
     heldout_documents: int
     shard_documents: list[int]
+    files: dict[str, FileCounts]
+    words_per_sentence: list[int]
 
 
 def check_shard_arguments(num_shards: int, heldout_fraction: float) -> None:
@@ -158,21 +183,54 @@ def check_shard_arguments(num_shards: int, heldout_fraction: float) -> None:
         )
 
 
+def find_duplicates(input_files: list[str], files: dict[str, FileCounts], work_dir: str, deduplicate: bool):
+    """First pass: count documents per file (validating UTF-8); with ``deduplicate``, the mask of first copies.
+
+    The documents' hashes go to a temporary file in ``work_dir``, so memory
+    does not grow with the corpus (see :func:`first_occurrences`).
+    """
+    import numpy as np
+
+    total = sum(os.path.getsize(path) for path in input_files)
+    hashes = tempfile.TemporaryFile(dir=work_dir) if deduplicate else None
+    try:
+        with Progress("shard_corpus (reading)", total=total, unit="bytes", rate_unit="MiB") as progress:
+            for path in input_files:
+                for document in iter_documents([path]):
+                    files[path].documents += 1
+                    if hashes is not None:
+                        hashes.write(document_hash(document))
+                progress.update(os.path.getsize(path))
+        if hashes is None:
+            return None
+        hashes.flush()
+        count = sum(counts.documents for counts in files.values())
+        if count == 0:
+            return np.zeros(0, dtype=bool)
+        return first_occurrences(np.memmap(hashes, dtype="<u8", mode="r", shape=(count,)))
+    finally:
+        if hashes is not None:
+            hashes.close()
+
+
 def shard_corpus(
     input_files: list[str],
     output_dir: str,
     num_shards: int,
     heldout_fraction: float,
     seed: int,
+    deduplicate: bool = False,
 ) -> ShardSummary:
     """Split the corpus into ``num_shards`` training shards and a held-out file.
 
-    Documents are never split. Document ``k`` of the training stream (the
-    corpus in sorted-file order, minus held-out documents) goes to shard
-    ``k % num_shards``, so shards get equal numbers of documents and the
-    assignment depends on nothing but the inputs and the arguments. Outputs are
-    ``output_dir/shard_00000.txt`` ... and ``output_dir/heldout.txt``, all
-    renamed into place only after every one of them is complete.
+    With ``deduplicate``, only the first copy of a document (in sorted-file
+    order) is kept. Documents are never split. Document ``k`` of the training
+    stream (the kept documents in sorted-file order, minus held-out
+    documents) goes to shard ``k % num_shards``, so shards get equal numbers
+    of documents and the assignment depends on nothing but the inputs and the
+    arguments. Outputs are ``output_dir/shard_00000.txt`` ... and
+    ``output_dir/heldout.txt``, all renamed into place only after every one of
+    them is complete.
     """
     check_shard_arguments(num_shards, heldout_fraction)
     if not input_files:
@@ -180,26 +238,32 @@ def shard_corpus(
 
     # First pass: count (and validate UTF-8) before any output is opened, so
     # that a bad file fails fast and leaves existing outputs alone.
-    counts = count_documents(input_files)
-    for path, documents in counts.documents_per_file.items():
-        if documents == 0:
+    files = {path: FileCounts() for path in input_files}
+    os.makedirs(output_dir, exist_ok=True)
+    keep = find_duplicates(input_files, files, output_dir, deduplicate)
+    for path, counts in files.items():
+        if counts.documents == 0:
             log.warning("%s contains no text (no non-blank line); it adds no document", path)
-    if counts.documents == 0:
+    read = sum(counts.documents for counts in files.values())
+    if read == 0:
         raise CorpusError(
             f"the corpus is empty: {len(input_files)} input file(s) "
             f"({', '.join(input_files[:3])}{', ...' if len(input_files) > 3 else ''}) "
             "contain no non-blank line; expected one sentence per line, a blank line between documents"
         )
-    heldout = choose_heldout(counts.documents, heldout_fraction, seed)
-    training_documents = counts.documents - len(heldout)
+    documents = read if keep is None else int(keep.sum())
+    heldout = choose_heldout(documents, heldout_fraction, seed)
+    training_documents = documents - len(heldout)
     if training_documents < num_shards:
         raise CorpusError(
-            f"the corpus has {counts.documents} documents ({len(heldout)} held out, "
+            f"the corpus has {documents} documents ({len(heldout)} held out, "
             f"{training_documents} for training) but --num-shards is {num_shards}; "
             "expected at least one training document per shard (fewer shards, or more text)"
         )
 
     shard_documents = [0] * num_shards
+    words_per_sentence = [0] * len(WORDS_PER_SENTENCE_BINS)
+    single_sentence_documents = 0
     outputs: list[AtomicFile] = []
     try:
         heldout_file = AtomicFile(os.path.join(output_dir, HELDOUT_NAME))
@@ -215,20 +279,35 @@ def shard_corpus(
             outputs.extend(group.values())
             first_pass = group_start == 0
             label = f"shard_corpus (shards {group_start}-{group_end - 1})"
-            with Progress(label, total=counts.documents, unit="documents", rate_unit="docs") as progress:
-                training_index = 0
-                for document_index, document in enumerate(iter_documents(input_files)):
-                    text = "\n".join(document) + "\n\n"
-                    if document_index in heldout:
+            with Progress(label, total=read, unit="documents", rate_unit="docs") as progress:
+                document_index = training_index = kept_index = 0
+                for path in input_files:
+                    counts = files[path]
+                    for document in iter_documents([path]):
+                        progress.update(1)
+                        if keep is not None and not keep[document_index]:
+                            document_index += 1
+                            counts.duplicates += first_pass
+                            continue
+                        document_index += 1
                         if first_pass:
-                            heldout_file.write(text)
-                    else:
-                        shard = training_index % num_shards
-                        if shard in group:
-                            group[shard].write(text)
-                            shard_documents[shard] += 1
-                        training_index += 1
-                    progress.update(1)
+                            counts.kept += 1
+                            counts.sentences += len(document)
+                            counts.characters += sum(map(len, document))
+                            single_sentence_documents += len(document) == 1
+                            for sentence in document:
+                                words_per_sentence[words_per_sentence_bin(sentence)] += 1
+                        text = "\n".join(document) + "\n\n"
+                        if kept_index in heldout:
+                            if first_pass:
+                                heldout_file.write(text)
+                        else:
+                            shard = training_index % num_shards
+                            if shard in group:
+                                group[shard].write(text)
+                                shard_documents[shard] += 1
+                            training_index += 1
+                        kept_index += 1
             for output in group.values():
                 output.close()
         for output in outputs:
@@ -240,9 +319,13 @@ def shard_corpus(
 
     return ShardSummary(
         input_files=list(input_files),
-        documents=counts.documents,
-        sentences=counts.sentences,
-        single_sentence_documents=counts.single_sentence_documents,
+        documents=documents,
+        duplicates=read - documents,
+        sentences=sum(counts.sentences for counts in files.values()),
+        characters=sum(counts.characters for counts in files.values()),
+        single_sentence_documents=single_sentence_documents,
         heldout_documents=len(heldout),
         shard_documents=shard_documents,
+        files=files,
+        words_per_sentence=words_per_sentence,
     )

@@ -33,6 +33,7 @@ from .bert_config import ARCHITECTURE_KEYS
 from .corpus import expand_corpus_files
 from .errors import ConfigError, VocabularyError
 from .plan import Segment, plan_run
+from .prepare import check_files
 from .source_model import SourceModel, check_weights, inspect_source
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -43,6 +44,14 @@ WORKFLOW_CONFIG = "config.yaml"
 @dataclass(frozen=True)
 class CorpusSettings:
     files: tuple[str, ...]
+    format: str
+    text_field: str
+    language: str | None
+    split_sentences: str | bool
+    deduplicate: bool
+    on_bad_record: str
+    min_document_chars: int
+    max_sentence_chars: int
     num_shards: int
     heldout_fraction: float
     seed: int
@@ -232,7 +241,7 @@ def settings_from_config(config: dict) -> Settings:
         run_name=config["run_name"],
         results_dir=config["results_dir"],
         umask=str(config["umask"]),
-        corpus=CorpusSettings(**{**config["corpus"], "files": tuple(config["corpus"]["files"])}),
+        corpus=corpus_settings(config["corpus"]),
         vocabulary=VocabularySettings(**config["vocabulary"]),
         records=RecordsSettings(**config["records"]),
         model=ModelSettings(**config["model"]),
@@ -243,6 +252,13 @@ def settings_from_config(config: dict) -> Settings:
     )
     check_settings(settings)
     return settings
+
+
+def corpus_settings(section: dict) -> CorpusSettings:
+    """The corpus section of a config (validated, defaults filled) as settings; jobs rebuild theirs from it."""
+    section = copy.deepcopy(section)
+    fill_defaults(section, config_schema()["properties"]["corpus"])
+    return CorpusSettings(**{**section, "files": tuple(section["files"])})
 
 
 def take_from_source(config: dict, source: SourceModel) -> tuple[tuple[str, object, object], ...]:
@@ -441,8 +457,13 @@ def expected_predictions(max_seq_length: int, masked_lm_prob: float) -> int:
 
 
 def corpus_files(settings: Settings) -> list[str]:
-    """The corpus files matched by ``corpus.files``, sorted; each glob must match."""
-    return expand_corpus_files(settings.corpus.files, "corpus.files", error=ConfigError)
+    """The corpus files matched by ``corpus.files``, sorted; each glob must match.
+
+    A file whose format cannot be told is refused, or left out with
+    ``corpus.on_bad_record: skip``; so is splitting without a language.
+    """
+    files = expand_corpus_files(settings.corpus.files, "corpus.files", error=ConfigError)
+    return check_files(files, settings.corpus)
 
 
 def training_python(settings: Settings, basedir: str = ".") -> str | None:

@@ -1,43 +1,63 @@
 #!/usr/bin/env python3
-"""Cut a corpus into N shards of whole documents plus a held-out file.
+"""Cut the prepared corpus into N shards of unique whole documents plus a held-out file.
 
-    shard_corpus.py --input GLOB [GLOB ...] --num-shards N \
-        --heldout-fraction F --seed S --output-dir DIR
+    shard_corpus.py --input FILE [FILE ...] --file-statistics JSON [JSON ...] \
+        [--deduplicate] --num-shards N --heldout-fraction F --seed S \
+        --output-dir DIR --statistics JSON
 
-Writes DIR/shard_00000.txt ... DIR/shard_{N-1:05d}.txt and DIR/heldout.txt.
-See bert_pretraining.corpus.shard_corpus for the (deterministic) assignment.
+Reads the prepared BERT-format files (one per corpus file) and writes
+DIR/shard_00000.txt ... DIR/shard_{N-1:05d}.txt, DIR/heldout.txt and the
+corpus statistics. See bert_pretraining.corpus.shard_corpus for the
+(deterministic) assignment.
 """
 
 import argparse
 import logging
 
-from bert_pretraining.corpus import expand_corpus_files, shard_corpus
-from bert_pretraining.errors import run_main
+from bert_pretraining.corpus import shard_corpus
+from bert_pretraining.errors import CorpusError, run_main
+from bert_pretraining.files import read_json_object, write_json
+from bert_pretraining.prepare import corpus_statistics
 
 log = logging.getLogger("shard_corpus")
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", nargs="+", required=True, metavar="GLOB", help="corpus files or glob patterns")
+    parser.add_argument("--input", nargs="+", required=True, metavar="FILE", help="prepared corpus files")
+    parser.add_argument("--file-statistics", nargs="+", required=True, metavar="JSON",
+                        help="the preparation's statistics of each input file, in the same order")
+    parser.add_argument("--deduplicate", action="store_true", help="keep the first copy of each document only")
     parser.add_argument("--num-shards", type=int, required=True, help="number of training shards")
     parser.add_argument("--heldout-fraction", type=float, required=True,
                         help="fraction of documents held out for evaluation (at least one)")
     parser.add_argument("--seed", type=int, required=True, help="seed of the held-out choice")
     parser.add_argument("--output-dir", required=True, help="directory of the shards and heldout.txt")
+    parser.add_argument("--statistics", required=True, help="the corpus statistics (JSON)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    files = expand_corpus_files(args.input, "--input")
-    log.info("%d input files", len(files))
-    summary = shard_corpus(files, args.output_dir, args.num_shards, args.heldout_fraction, args.seed)
+    if len(args.file_statistics) != len(args.input):
+        raise CorpusError(f"{len(args.input)} --input files but {len(args.file_statistics)} --file-statistics; expected one each")
+    file_statistics = [read_json_object(path, "a corpus file's statistics", CorpusError) for path in args.file_statistics]
+    log.info("%d input files", len(args.input))
+    summary = shard_corpus(args.input, args.output_dir, args.num_shards, args.heldout_fraction, args.seed,
+                           deduplicate=args.deduplicate)
+    statistics = corpus_statistics(file_statistics, summary)
+    write_json(args.statistics, statistics)
+    total = statistics["total"]
     log.info(
-        "%d documents, %d sentences; %d single-sentence documents kept (Google keeps them: "
+        "%d documents read, %d kept: %d too short, %d duplicates, %d bad records dropped",
+        total["documents_read"], total["kept"], total["too_short"], total["duplicates"],
+        sum(total["bad_records"].values()),
+    )
+    log.info(
+        "%d sentences, %d characters; %d single-sentence documents kept (Google keeps them: "
         "their instances always get a random next segment)",
-        summary.documents, summary.sentences, summary.single_sentence_documents,
+        summary.sentences, summary.characters, summary.single_sentence_documents,
     )
     log.info(
         "%d documents held out; %d shards of %d to %d documents in %s",

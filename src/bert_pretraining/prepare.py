@@ -1,0 +1,180 @@
+"""Corpus files as people have them -> prepared BERT-format text, one file per input file.
+
+The preparation stage of the workflow (rule ``prepare_corpus``, one job per
+input file; a SLURM profile groups many small ones into one submission). For each document of an
+input file (``corpus_sources``): normalise, split into sentences and cut long
+sentences (``sentences``); drop it if shorter than ``min_document_chars``;
+write the rest in BERT's format (one sentence per line, a blank line after
+each document) to the file's prepared text, with the file's statistics beside
+it as JSON. Duplicates across files are dropped later, when the prepared
+files are sharded (``corpus.shard_corpus``), where all documents meet.
+
+A bad record stops the job with a message naming the file, line or row
+(``on_bad_record: fail``), or is counted and skipped (``skip``), the first
+few logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .corpus import WORDS_PER_SENTENCE_BINS, ShardSummary
+from .corpus_sources import BadRecord, compression_of, format_of, read_documents, unknown_format_message
+from .errors import ConfigError, CorpusError
+from .files import AtomicFile, write_json
+from .progress import Progress
+from .sentences import document_sentences, sentence_splitter
+
+if TYPE_CHECKING:
+    from .settings import CorpusSettings
+
+log = logging.getLogger(__name__)
+
+BAD_RECORDS_LOGGED_PER_FILE = 10
+
+
+def splits_sentences(file_format: str, split_sentences: str | bool) -> bool:
+    """Whether documents of this format are split into sentences (auto: all but BERT's format)."""
+    if split_sentences == "auto":
+        return file_format != "bert"
+    return bool(split_sentences)
+
+
+@dataclass
+class FileStatistics:
+    """What the preparation of one input file found (the keys of the statistics JSON)."""
+
+    path: str
+    format: str
+    compression: str | None
+    bytes: int
+    documents_read: int = 0
+    bad_records: dict[str, int] = field(default_factory=dict)
+    too_short: int = 0
+    sentences_cut: int = 0
+    prepared: int = 0
+
+
+def check_files(paths: list[str], corpus: CorpusSettings) -> list[str]:
+    """Each file's format; a name that does not tell it is refused (fail) or the file left out (skip).
+
+    Also refuses sentence splitting without ``corpus.language``. Returns the
+    files that will be prepared. Runs at plan time, before any job.
+    """
+    usable = []
+    for path in paths:
+        file_format = format_of(path, corpus.format)
+        if file_format is None:
+            if corpus.on_bad_record == "fail":
+                raise ConfigError(f"corpus.files: {unknown_format_message(path)}")
+            log.warning("%s; corpus.on_bad_record is skip: the file is left out", unknown_format_message(path))
+            continue
+        if splits_sentences(file_format, corpus.split_sentences) and not corpus.language:
+            raise ConfigError(
+                f"corpus.language is not set, but {path} ({file_format}) is split into sentences "
+                f"(corpus.split_sentences {corpus.split_sentences}); expected the corpus language's ISO 639 code, "
+                "for example fi or en, which chooses the sentence splitter's rules"
+            )
+        usable.append(path)
+    return usable
+
+
+def prepare_file(path: str, corpus: CorpusSettings, output: str, statistics_output: str) -> FileStatistics:
+    """Prepare one input file into ``output`` (BERT format) and its statistics into ``statistics_output``."""
+    file_format = format_of(path, corpus.format)
+    if file_format is None:
+        raise CorpusError(unknown_format_message(path))
+    stats = FileStatistics(path, file_format, compression_of(path), os.path.getsize(path))
+    split = sentence_splitter(corpus.language) if splits_sentences(file_format, corpus.split_sentences) else None
+    with AtomicFile(output) as out, Progress(f"prepare {path}", unit="documents", rate_unit="docs") as progress:
+        for document in read_documents(path, file_format, corpus.text_field):
+            if isinstance(document, BadRecord):
+                count_bad_record(document, stats, corpus.on_bad_record)
+                continue
+            stats.documents_read += 1
+            progress.update(1)
+            sentences, cut = document_sentences(document.lines, split, corpus.max_sentence_chars)
+            stats.sentences_cut += cut
+            if sum(map(len, sentences)) < corpus.min_document_chars:
+                stats.too_short += 1
+                continue
+            out.write("\n".join(sentences) + "\n\n")
+            stats.prepared += 1
+        write_json(statistics_output, vars(stats))
+    log.info(
+        "%s (%s%s): %d documents read, %d prepared; %d too short (under %d characters), %d bad records%s; "
+        "%d sentences longer than %d characters cut",
+        path, file_format, f", {stats.compression}" if stats.compression else "", stats.documents_read,
+        stats.prepared, stats.too_short, corpus.min_document_chars, sum(stats.bad_records.values()),
+        f" ({', '.join(f'{k} {v}' for k, v in sorted(stats.bad_records.items()))})" if stats.bad_records else "",
+        stats.sentences_cut, corpus.max_sentence_chars,
+    )
+    return stats
+
+
+def count_bad_record(record: BadRecord, stats: FileStatistics, on_bad_record: str) -> None:
+    if on_bad_record == "fail":
+        raise CorpusError(f"{record.message} (corpus.on_bad_record: skip would skip and count such records)")
+    seen = sum(stats.bad_records.values())
+    stats.bad_records[record.reason] = stats.bad_records.get(record.reason, 0) + 1
+    if seen < BAD_RECORDS_LOGGED_PER_FILE:
+        log.warning("skipped a bad record: %s", record.message)
+    elif seen == BAD_RECORDS_LOGGED_PER_FILE:
+        log.warning("%s: more bad records are skipped without a message; the statistics count them", stats.path)
+
+
+# ---------------------------------------------------------------- the DAG's units
+
+# The corpus keys of the sharding job; every other one is the preparation's.
+SHARDING_KEYS = ("files", "num_shards", "heldout_fraction", "seed", "deduplicate")
+
+
+def preparation_settings(corpus: CorpusSettings) -> dict:
+    """The corpus settings a preparation job reads (not the file list: adding a file reruns no other job)."""
+    return {key: value for key, value in dataclasses.asdict(corpus).items() if key not in SHARDING_KEYS}
+
+
+
+def prepared_name(index: int) -> str:
+    """The prepared text of input file ``index`` (in sorted order): file_00000.txt, ..."""
+    return f"file_{index:05d}.txt"
+
+
+def statistics_name(index: int) -> str:
+    return f"file_{index:05d}.json"
+
+
+def corpus_statistics(file_statistics: list[dict], summary: ShardSummary) -> dict:
+    """The corpus statistics sidecar: each input file's preparation and sharding counts, and the totals.
+
+    ``file_statistics[i]`` belongs to ``summary.input_files[i]`` (file i's prepared text).
+    """
+    files = []
+    for prepared, path in zip(file_statistics, summary.input_files):
+        shard = summary.files[path]
+        files.append({**prepared, "duplicates": shard.duplicates, "kept": shard.kept,
+                      "sentences": shard.sentences, "characters": shard.characters})
+    bad_records: dict[str, int] = {}
+    for entry in files:
+        for reason, count in entry["bad_records"].items():
+            bad_records[reason] = bad_records.get(reason, 0) + count
+    total = {key: sum(entry[key] for entry in files) for key in TOTALLED}
+    total.update(
+        files=len(files),
+        bad_records=bad_records,
+        heldout=summary.heldout_documents,
+        single_sentence_documents=summary.single_sentence_documents,
+    )
+    return {
+        "total": total,
+        "words_per_sentence": dict(zip(WORDS_PER_SENTENCE_BINS, summary.words_per_sentence)),
+        "shard_documents": summary.shard_documents,
+        "files": files,
+    }
+
+
+TOTALLED = ("bytes", "documents_read", "too_short", "duplicates", "kept", "sentences", "characters", "sentences_cut")
