@@ -42,7 +42,7 @@ FORMATS = ("bert", "document_per_line", "document_per_file", "jsonl", "parquet")
 # The first bytes of each compressed format, to name it when a file's name does not.
 MAGIC_BYTES = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 # Optional dependencies and the extra of pyproject.toml that installs each.
-EXTRAS = {"pyarrow": "parquet", "zstandard": "zstd"}
+EXTRAS = {"pyarrow": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,10 @@ def require(module: str):
     try:
         return __import__(module)
     except ImportError:
+        command = f"pip install 'bert-pretraining[{EXTRAS[module]}]'" if module in EXTRAS else f"pip install {module}"
         raise CorpusError(
             f"reading this corpus needs the Python package {module}, which is not installed; "
-            f"expected it installed: pip install 'bert-pretraining[{EXTRAS[module]}]' (or pip install {module})"
+            f"expected it installed: {command}"
         ) from None
 
 
@@ -110,11 +111,57 @@ def open_binary(path: str) -> BinaryIO:
         if compression == "xz":
             return lzma.open(path, "rb")
         if compression == "zstd":
-            zstandard = require("zstandard")
-            return io.BufferedReader(zstandard.open(path, "rb"), buffer_size=1 << 20)
+            return io.BufferedReader(ZstdReader(path), buffer_size=1 << 20)
         return open(path, "rb", buffering=1 << 20)
     except OSError as error:
         raise CorpusError(f"{path}: cannot be read ({error.strerror or error}); expected a corpus file") from None
+
+
+class ZstdReader(io.RawIOBase):
+    """The decompressed bytes of a zstd file of one or more frames; a cut-off file is an OSError.
+
+    (zstandard's own stream reader ends quietly where a truncated file ends.)
+    """
+
+    def __init__(self, path: str):
+        self.zstandard = require("zstandard")
+        self.file = open(path, "rb")
+        self.decompressor = self.zstandard.ZstdDecompressor().decompressobj()
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending:
+            chunk = self.file.read(1 << 20)
+            if not chunk:
+                if not self.decompressor.eof and self.started:
+                    raise OSError("the last zstd frame is cut off")
+                return 0
+            self.pending = self.decompress(chunk)
+        count = min(len(buffer), len(self.pending))
+        buffer[:count] = self.pending[:count]
+        self.pending = self.pending[count:]
+        return count
+
+    started = False
+
+    def decompress(self, chunk: bytes) -> bytes:
+        output = []
+        while chunk:
+            self.started = True
+            output.append(self.decompressor.decompress(chunk))
+            chunk = b""
+            if self.decompressor.eof:  # another frame may follow (files concatenated, pzstd)
+                chunk = self.decompressor.unused_data
+                self.decompressor = self.zstandard.ZstdDecompressor().decompressobj()
+                self.started = False
+        return b"".join(output)
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
 
 
 def sniff_compression(path: str) -> str | None:
@@ -122,6 +169,12 @@ def sniff_compression(path: str) -> str | None:
     with open(path, "rb") as handle:
         head = handle.read(8)
     return next((name for magic, name in MAGIC_BYTES.items() if head.startswith(magic)), None)
+
+
+try:
+    from zstandard import ZstdError as ZSTD_ERROR
+except ImportError:
+    ZSTD_ERROR = OSError
 
 
 def decode_line(raw: bytes, path: str, line_number: int) -> str | BadRecord:
@@ -146,15 +199,11 @@ def numbered_lines(path: str, stream: BinaryIO) -> Iterator[tuple[int, str | Bad
     try:
         for line_number, raw in enumerate(stream, start=1):
             yield line_number, decode_line(raw.rstrip(b"\r\n"), path, line_number)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError) as error:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, ZSTD_ERROR) as error:
         raise CorpusError(
             f"{path}: the compressed data is damaged or cut off ({error}); expected a complete "
             f"{compression_of(path) or 'compressed'} file"
         ) from None
-    except Exception as error:  # zstandard.ZstdError has no common base class with the others
-        if type(error).__name__ == "ZstdError":
-            raise CorpusError(f"{path}: the zstd data is damaged or cut off ({error}); expected a complete file") from None
-        raise
 
 
 def read_bert(path: str) -> Iterator[RawDocument | BadRecord]:
