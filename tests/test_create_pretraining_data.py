@@ -228,3 +228,32 @@ def test_without_the_c_extension_the_records_are_the_same(workspace, tmp_path, m
     monkeypatch.setattr(pretraining_examples, "compiled", None)
     assert records("python") == compiled
     assert "bert_pretraining._fast_instances is not built" in caplog.text
+
+
+def test_unsplit_text_is_warned_about_with_the_share_that_never_reaches_training(workspace, tmp_path):
+    """The demo corpus with one document per line (what `jq -r .text` gives), given as BERT format."""
+    from bert_pretraining.corpus import iter_documents
+
+    demo = Path(__file__).resolve().parents[1] / "demo" / "corpus" / "python-docs-1.txt"
+    documents = list(iter_documents([str(demo)]))[:200]
+    unsplit, split = tmp_path / "unsplit.txt", tmp_path / "split.txt"
+    unsplit.write_text("".join(" ".join(document) + "\n\n" for document in documents), encoding="utf-8")
+    split.write_text("".join("\n".join(document) + "\n\n" for document in documents), encoding="utf-8")
+    train_vocabulary([str(split)], str(tmp_path / "vocab.txt"), vocab_size=1000, min_frequency=2)
+
+    def records(text):
+        return run(
+            "create_pretraining_data.py", f"--input_file={text}", f"--output_file={tmp_path / 'out.tfrecord'}",
+            f"--vocab_file={tmp_path / 'vocab.txt'}", "--do_lower_case=false", "--max_seq_length=128",
+            "--max_predictions_per_seq=20", "--dupe_factor=1",
+        )
+
+    warned = records(unsplit)
+    assert warned.returncode == 0, warned.stderr
+    line = next(line for line in warned.stderr.splitlines() if "looks unsplit" in line)
+    assert " WARNING " in line and "unsplit.txt" in line and "corpus.split_sentences: true" in line
+    lost = int(line.split("the text looks unsplit: ")[1].split("%")[0])
+    single = int(line.split("are cut), and ")[1].split("%")[0])
+    assert lost > 20 and single == 100
+    quiet = records(split)
+    assert quiet.returncode == 0 and "looks unsplit" not in quiet.stderr

@@ -26,6 +26,7 @@ class TextStats:
     single_sentence_documents: int = 0
     sentences_without_tokens: int = 0
     sentences_longer_than_sequence: int = 0
+    tokens_beyond_sequence: int = 0  # the tokens of those sentences past max_num_tokens: never trained on
 
 
 def read_tokenized_documents(
@@ -55,7 +56,7 @@ def read_tokenized_documents(
 
     def flush() -> None:
         encodings = tokenizer.encode_batch_fast(batch_lines, add_special_tokens=False)
-        sentences = tokens = unknown = empty = longer = 0
+        sentences = tokens = unknown = empty = longer = beyond = 0
         for document_number, encoding in zip(batch_documents, encodings):
             ids = encoding.ids
             if not ids:
@@ -70,11 +71,13 @@ def read_tokenized_documents(
             unknown += ids.count(unk_id)
             if len(ids) > max_num_tokens:
                 longer += 1
+                beyond += len(ids) - max_num_tokens
         stats.sentences += sentences
         stats.tokens += tokens
         stats.unknown_tokens += unknown
         stats.sentences_without_tokens += empty
         stats.sentences_longer_than_sequence += longer
+        stats.tokens_beyond_sequence += beyond
         batch_lines.clear()
         batch_documents.clear()
 

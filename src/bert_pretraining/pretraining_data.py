@@ -96,6 +96,9 @@ def create_pretraining_data(
             documents, options, vocab, rng, lambda: progress.update(1)
         )
     del documents
+    warning = unsplit_text_warning(text, max_num_tokens)
+    if warning:
+        log.warning("%s: %s", ", ".join(input_files), warning)
 
     writers = [TFRecordWriter(path) for path in output_files]
     outputs: list = list(writers)
@@ -151,6 +154,32 @@ def create_pretraining_data(
         counts.random_next,
     )
     return stats
+
+
+# Above these shares the text looks unsplit (documents or paragraphs where sentences were expected).
+LOST_TOKENS_WARNING = 0.05
+SINGLE_SENTENCE_DOCUMENTS_WARNING = 0.5
+
+
+def unsplit_text_warning(text, max_num_tokens: int) -> str | None:
+    """A warning when much of the text never reaches training, or most next-sentence pairs are random.
+
+    The tokens of a sentence past ``max_num_tokens`` are never trained on,
+    whatever the instance it lands in: they measure what the lack of
+    sentence splitting costs.
+    """
+    lost = text.tokens_beyond_sequence / max(1, text.tokens)
+    single = text.single_sentence_documents / max(1, text.documents)
+    if lost <= LOST_TOKENS_WARNING and single <= SINGLE_SENTENCE_DOCUMENTS_WARNING:
+        return None
+    return (
+        f"the text looks unsplit: {lost:.0%} of its tokens never reach training ({text.sentences_longer_than_sequence} "
+        f"of {text.sentences} sentences are longer than the {max_num_tokens} tokens a sequence holds and are cut), and "
+        f"{single:.0%} of the documents have a single sentence (their next-sentence pairs are always random). "
+        "Expected one sentence per line: set corpus.format (document_per_line, document_per_file, jsonl, parquet) "
+        "or corpus.split_sentences: true so that the preparation splits the documents into sentences, "
+        "or lower corpus.max_sentence_chars"
+    )
 
 
 def histogram(counts: list[int]) -> dict[str, int]:
