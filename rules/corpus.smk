@@ -2,6 +2,7 @@
 # file) -> deterministic shards of unique whole documents, a held-out split,
 # and the corpus statistics.
 from bert_pretraining.prepare import (
+    corpus_sample_warnings,
     preparation_settings,
     prepared_name,
     statistics_name,
@@ -9,6 +10,11 @@ from bert_pretraining.prepare import (
 
 CORPUS_FILES = corpus_files(SETTINGS)
 PREPARED = f"{RESULTS}/corpus/prepared"
+
+# Text given as sentences that looks like documents is said before anything runs.
+if workflow.is_main_process:
+    for _warning in corpus_sample_warnings(CORPUS_FILES, SETTINGS.corpus):
+        logger.warning(f"WARNING: {_warning}")
 
 
 rule prepare_corpus:

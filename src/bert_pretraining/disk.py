@@ -11,9 +11,8 @@ with zeros (one byte each as varints). A corpus of long documents needs less.
 
 from __future__ import annotations
 
-import os
-
 from .bert_config import BertConfig, parameter_count
+from .corpus_sources import uncompressed_size
 from .settings import Settings, corpus_files
 
 # Measured on the demo corpus (make demo): bytes of records per corpus byte per dupe.
@@ -28,7 +27,8 @@ def estimate_disk(settings: Settings, vocab_size: int | None = None) -> dict:
     parameters = parameter_count(config, model.use_next_sentence_prediction)  # the checkpoint holds every variable
     checkpoint = parameters * BYTES_PER_PARAMETER_IN_CHECKPOINT
     kept_checkpoints = len(settings.segments) + settings.training.keep_checkpoints * len(settings.phases)
-    corpus = sum(os.path.getsize(path) for path in corpus_files(settings))
+    # Text bytes, not file bytes: compressed files are estimated from their first MiB.
+    corpus = sum(uncompressed_size(path) for path in corpus_files(settings))
     dupe = settings.records.dupe_factor
     records = {
         phase.name: int(corpus * dupe * RECORD_BYTES_PER_CORPUS_BYTE.get(phase.max_seq_length, 6.6))
@@ -40,9 +40,10 @@ def estimate_disk(settings: Settings, vocab_size: int | None = None) -> dict:
         "checkpoints_kept": kept_checkpoints,
         "checkpoints_total_bytes": checkpoint * kept_checkpoints,
         "corpus_bytes": corpus,
+        "prepared_bytes": corpus,
         "shards_bytes": corpus,
         "records_bytes": records,
-        "total_bytes": checkpoint * kept_checkpoints + corpus + sum(records.values()),
+        "total_bytes": checkpoint * kept_checkpoints + 2 * corpus + sum(records.values()),
     }
 
 
@@ -60,6 +61,7 @@ def format_estimate(estimate: dict) -> str:
         f"{human_bytes(estimate['checkpoint_bytes'])} per checkpoint (weights + Adam moments)",
         f"checkpoints kept: {estimate['checkpoints_kept']} "
         f"(every segment's final one + keep_checkpoints per phase): {human_bytes(estimate['checkpoints_total_bytes'])}",
+        f"prepared corpus (one file per input file): {human_bytes(estimate['prepared_bytes'])}",
         f"corpus shards: {human_bytes(estimate['shards_bytes'])}",
     ]
     for phase, size in estimate["records_bytes"].items():

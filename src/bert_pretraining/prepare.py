@@ -83,6 +83,58 @@ def check_files(paths: list[str], corpus: CorpusSettings) -> list[str]:
     return usable
 
 
+SAMPLE_LINES = 2000
+# A sample is called unsplit above these shares.
+UNSPLIT_LONG_LINE_SHARE = 0.2
+UNSPLIT_SINGLE_LINE_DOCUMENTS = 0.5
+
+
+def unsplit_sample_warning(path: str, corpus: CorpusSettings) -> str | None:
+    """For a file read as sentences (BERT format, not split): does its beginning look like documents instead?
+
+    Reads the first ``SAMPLE_LINES`` lines: long lines (cut into pieces at
+    ``max_sentence_chars``) or mostly one-line documents mean the file holds
+    documents or paragraphs, not one sentence per line. Said at plan time.
+    """
+    file_format = format_of(path, corpus.format)
+    if file_format != "bert" or splits_sentences(file_format, corpus.split_sentences):
+        return None
+    characters = long_characters = lines = documents = single_line = 0
+    try:
+        for document in read_documents(path, file_format, corpus.text_field):
+            if isinstance(document, BadRecord):
+                continue
+            documents += 1
+            single_line += len(document.lines) == 1
+            for line in document.lines:
+                characters += len(line)
+                long_characters += len(line) if len(line) > corpus.max_sentence_chars else 0
+            lines += len(document.lines)
+            if lines >= SAMPLE_LINES:
+                break
+    except CorpusError:
+        return None  # the preparation will name what is wrong
+    long_share = long_characters / max(1, characters)
+    single_share = single_line / max(1, documents)
+    if long_share < UNSPLIT_LONG_LINE_SHARE and (documents < 10 or single_share < UNSPLIT_SINGLE_LINE_DOCUMENTS):
+        return None
+    return (
+        f"{path} is read as BERT format (one sentence per line) but looks unsplit in its first {lines} lines: "
+        f"{long_share:.0%} of the text is in lines longer than corpus.max_sentence_chars ({corpus.max_sentence_chars}), "
+        f"which are cut into pieces, and {single_share:.0%} of its {documents} documents are a single line "
+        "(their next-sentence pairs are always random). If each line is a document, set corpus.format: "
+        "document_per_line; to split the lines into sentences, set corpus.split_sentences: true (and corpus.language)"
+    )
+
+
+SAMPLED_FILES = 100
+
+
+def corpus_sample_warnings(paths: list[str], corpus: CorpusSettings) -> list[str]:
+    """The unsplit-text warnings of the first ``SAMPLED_FILES`` files (every run's parse reads them)."""
+    return [warning for path in paths[:SAMPLED_FILES] if (warning := unsplit_sample_warning(path, corpus))]
+
+
 def prepare_file(path: str, corpus: CorpusSettings, output: str, statistics_output: str) -> FileStatistics:
     """Prepare one input file into ``output`` (BERT format) and its statistics into ``statistics_output``."""
     file_format = format_of(path, corpus.format)

@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from bert_pretraining.cli import add_configfile_flag  # noqa: E402
 from bert_pretraining.disk import estimate_disk, format_estimate  # noqa: E402
 from bert_pretraining.errors import run_main  # noqa: E402
-from bert_pretraining.settings import init_from_report, load_settings  # noqa: E402
+from bert_pretraining.prepare import corpus_sample_warnings  # noqa: E402
+from bert_pretraining.settings import corpus_files, init_from_report, load_settings  # noqa: E402
 from bert_pretraining.status import vocabulary_rerun_warning  # noqa: E402
 
 
@@ -55,6 +56,8 @@ def main(argv=None):
     stale = vocabulary_rerun_warning(settings)
     if stale:
         print(f"WARNING: {stale}")
+    for warning in corpus_sample_warnings(corpus_files(settings), settings.corpus):
+        print(f"WARNING: {warning}")
     return 0
 
 
