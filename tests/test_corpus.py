@@ -1,6 +1,7 @@
 """Reading BERT-format text, sharding, atomic outputs, progress lines."""
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from bert_pretraining.corpus import (
 )
 from bert_pretraining.errors import ConfigError, CorpusError
 from bert_pretraining.files import AtomicFile, expand_patterns
+from bert_pretraining.prepare import prepare_file
+from bert_pretraining.settings import corpus_settings
 from bert_pretraining.progress import Progress, format_duration
 
 SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "shard_corpus.py"
@@ -162,27 +165,44 @@ def test_many_shards_are_written_in_groups(tmp_path, monkeypatch):
     assert sum(summary.shard_documents) == len(written)
 
 
-def test_script_reports_unmatched_glob_with_exit_status_2(tmp_path):
+def run_script(tmp_path, inputs, *extra):
+    statistics = []
+    for path in inputs:
+        statistics.append(str(path) + ".json")
+        prepare_file(str(path), corpus_settings({"files": [str(path)]}), str(tmp_path / "ignored.txt"), statistics[-1])
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--input", *map(str, inputs), "--file-statistics", *statistics,
+         "--num-shards", "3", "--heldout-fraction", "0.1", "--seed", "1", "--output-dir", str(tmp_path / "out"),
+         "--statistics", str(tmp_path / "out" / "statistics.json"), *extra],
+        capture_output=True, text=True,
+    )
+
+
+def test_script_reports_a_missing_input_with_exit_status_2(tmp_path):
+    write_corpus(tmp_path / "a.txt", 30)
+    missing = tmp_path / "gone.txt"
+    statistics = tmp_path / "a.txt.json"
+    prepare_file(str(tmp_path / "a.txt"), corpus_settings({"files": ["a"]}), str(tmp_path / "p.txt"), str(statistics))
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--input", str(tmp_path / "none*.txt"), "--num-shards", "2",
-         "--heldout-fraction", "0.1", "--seed", "1", "--output-dir", str(tmp_path / "out")],
+        [sys.executable, str(SCRIPT), "--input", str(missing), "--file-statistics", str(statistics),
+         "--num-shards", "2", "--heldout-fraction", "0.1", "--seed", "1", "--output-dir", str(tmp_path / "out"),
+         "--statistics", str(tmp_path / "s.json")],
         capture_output=True, text=True,
     )
     assert result.returncode == 2
-    assert "none*.txt" in result.stderr and result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "gone.txt: cannot be read" in result.stderr and result.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
-def test_script_shards_a_corpus(tmp_path):
+def test_script_shards_a_corpus_and_counts_duplicates(tmp_path):
     write_corpus(tmp_path / "a.txt", 30)
-    write_corpus(tmp_path / "b.txt", 30, first=30)
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--input", str(tmp_path / "*.txt"), "--num-shards", "3",
-         "--heldout-fraction", "0.1", "--seed", "1", "--output-dir", str(tmp_path / "out")],
-        capture_output=True, text=True,
-    )
+    write_corpus(tmp_path / "b.txt", 30, first=25)  # documents 25-29 twice
+    result = run_script(tmp_path, [tmp_path / "a.txt", tmp_path / "b.txt"], "--deduplicate")
     assert result.returncode == 0, result.stderr
-    assert "single-sentence documents" in result.stderr
-    assert sorted(os.listdir(tmp_path / "out")) == ["heldout.txt"] + [shard_name(i) for i in range(3)]
+    assert "single-sentence documents" in result.stderr and "5 duplicates" in result.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["heldout.txt"] + [shard_name(i) for i in range(3)] + ["statistics.json"]
+    statistics = json.loads((tmp_path / "out" / "statistics.json").read_text())
+    assert [entry["duplicates"] for entry in statistics["files"]] == [0, 5]
+    assert statistics["total"]["kept"] == 55 == sum(statistics["shard_documents"]) + statistics["total"]["heldout"]
 
 
 # --- atomic files and progress ------------------------------------------------

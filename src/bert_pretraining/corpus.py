@@ -235,6 +235,9 @@ def shard_corpus(
     check_shard_arguments(num_shards, heldout_fraction)
     if not input_files:
         raise CorpusError("--input: no input files given; expected corpus text files")
+    for path in input_files:
+        if not os.path.isfile(path):
+            raise CorpusError(f"{path}: cannot be read (no such file); expected a corpus text file")
 
     # First pass: count (and validate UTF-8) before any output is opened, so
     # that a bad file fails fast and leaves existing outputs alone.
