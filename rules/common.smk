@@ -149,20 +149,10 @@ def shell_bool(value):
 
 
 def final_targets():
+    from bert_pretraining.report import OUTPUTS as REPORT_OUTPUTS
+
     targets = [f"{RESULTS}/{phase.name}/eval.json" for phase in PHASES]
-    report_files = [
-        f"{RESULTS}/report/{name}"
-        for name in (
-            "training_curves.svg",
-            "learning_rate.svg",
-            "throughput.svg",
-            "records.svg",
-            "segments.html",
-            "evaluation.html",
-            "records.html",
-            "jobs.html",
-        )
-    ]
+    report_files = [f"{RESULTS}/report/{name}" for name in REPORT_OUTPUTS.values()]
     return targets + [f"{RESULTS}/export"] + report_files
 
 

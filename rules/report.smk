@@ -1,8 +1,8 @@
 # The run report: `snakemake --report report.html` after the evaluations.
-# One job reads metrics.jsonl, eval.json, the records' stats files and the
-# benchmark TSVs and writes plots (SVG) and tables (HTML) to report/; the
-# report() flags put them, with their captions, into Snakemake's HTML report
-# (which adds the rule graph and job runtimes itself).
+# One job reads metrics.jsonl, eval.json, the corpus statistics, the records'
+# stats files and the benchmark TSVs and writes plots (SVG) and tables (HTML)
+# to report/; the report() flags put them, with their captions, into
+# Snakemake's HTML report (which adds the rule graph and job runtimes itself).
 
 _REPORT_SEGMENTS = json.dumps(
     [{"phase": s.phase, "start": s.start_step, "end": s.end_step} for s in SEGMENTS]
@@ -21,6 +21,8 @@ rule plot_training:
             for seq in SEQ_LENGTHS
             for part in [*SHARDS, "heldout"]
         ],
+        # Read by build_report from the run directory (report.corpus_statistics_path).
+        corpus=rules.shard_corpus.output.statistics,
     output:
         training_curves=report(
             f"{RESULTS}/report/training_curves.svg",
@@ -69,6 +71,18 @@ rule plot_training:
             caption="../workflow/report/records.rst",
             category="Records",
             labels={"figure": "per records file"},
+        ),
+        corpus_plot=report(
+            f"{RESULTS}/report/corpus.svg",
+            caption="../workflow/report/corpus.rst",
+            category="Corpus",
+            labels={"figure": "words per sentence"},
+        ),
+        corpus=report(
+            f"{RESULTS}/report/corpus.html",
+            caption="../workflow/report/corpus.rst",
+            category="Corpus",
+            labels={"figure": "per input file"},
         ),
     log:
         f"{LOGS}/report/plot_training.log",

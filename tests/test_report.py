@@ -12,9 +12,13 @@ import tempfile
 
 import pytest
 
-from workflow_helpers import DEMO_DAG_CONFIGS, snakemake
+from workflow_helpers import DEMO_DAG_CONFIGS, REPO, snakemake
 
 from bert_pretraining import report
+from bert_pretraining.corpus import shard_corpus
+from bert_pretraining.files import write_json
+from bert_pretraining.prepare import corpus_statistics, prepare_file
+from bert_pretraining.settings import corpus_settings
 
 # ---------------------------------------------------------------------------
 # Synthetic run directory
@@ -41,7 +45,40 @@ def metric(phase, step, start, end, **extra):
     return record
 
 
-def write_run(run_dir, mfu=False, nsp=True):
+# Two corpus files as people have them: BERT-format text with a document too short
+# to keep and a sentence longer than max_sentence_chars (50), and JSON Lines that
+# repeat the text's first document and have two bad records.
+CORPUS_TEXT = (
+    "The first document has a sentence.\nAnd a second sentence.\n\n"
+    "Too short.\n\n"
+    "This sentence of the third document is much longer than fifty characters.\n\n"
+)
+CORPUS_JSONL = (
+    json.dumps({"text": "The first document has a sentence.\nAnd a second sentence."}) + "\n"
+    + '{"text": "not closed}\n'
+    + json.dumps({"body": "no text field"}) + "\n"
+    + json.dumps({"text": "Another document, long enough to keep."}) + "\n"
+)
+
+
+def write_corpus_statistics(run_dir):
+    """corpus/statistics.json of CORPUS_TEXT and CORPUS_JSONL, made by the corpus stage's own functions."""
+    corpus_dir = os.path.join(run_dir, "corpus")
+    os.makedirs(os.path.join(corpus_dir, "prepared"), exist_ok=True)
+    settings = corpus_settings({"files": ["unused"], "language": "en", "on_bad_record": "skip",
+                                "max_sentence_chars": 50})
+    prepared, file_statistics = [], []
+    for index, (name, text) in enumerate((("a.txt", CORPUS_TEXT), ("b.jsonl", CORPUS_JSONL))):
+        source = os.path.join(corpus_dir, name)
+        with open(source, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        prepared.append(os.path.join(corpus_dir, "prepared", f"file_{index:05d}.txt"))
+        file_statistics.append(vars(prepare_file(source, settings, prepared[-1], prepared[-1] + ".json")))
+    summary = shard_corpus(prepared, corpus_dir, 2, 0.1, seed=1, deduplicate=True)
+    write_json(os.path.join(corpus_dir, "statistics.json"), corpus_statistics(file_statistics, summary))
+
+
+def write_run(run_dir, mfu=False, nsp=True, corpus=True):
     extra = {"mfu": 0.25} if mfu else {}
     lines = {
         "phase128": [metric("phase128", s, 0, 20, **extra) for s in (10, 20)]
@@ -90,6 +127,8 @@ def write_run(run_dir, mfu=False, nsp=True):
                 json.dump(stats, handle)
         with open(os.path.join(directory, "records.json"), "w") as handle:
             json.dump({"format": "bert-pretraining-records/1", "num_instances": 10}, handle)
+    if corpus:
+        write_corpus_statistics(run_dir)
     return run_dir
 
 
@@ -148,6 +187,39 @@ def test_evaluation_records_and_job_rows(tmp_path):
     assert jobs[0]["CPU seconds"] == 70.0
 
 
+CORPUS_COUNTS = ("documents read", "kept", "too short", "duplicates", "bad records", "sentences", "characters",
+                 "sentences cut")
+
+
+def test_the_corpus_table_has_a_row_per_file_and_their_totals(tmp_path):
+    run_dir = write_run(str(tmp_path))
+    with open(f"{run_dir}/corpus/statistics.json") as handle:
+        statistics = json.load(handle)
+    *files, total = report.corpus_rows(statistics)
+    assert [(row["file"], row["format"]) for row in files] == [
+        (f"{run_dir}/corpus/a.txt", "bert"), (f"{run_dir}/corpus/b.jsonl", "jsonl")]
+    assert total["file"] == "total (2 files)"
+    a, b = files
+    assert (a["documents read"], a["too short"], a["duplicates"], a["kept"], a["sentences cut"]) == (3, 1, 0, 2, 1)
+    assert (b["documents read"], b["too short"], b["duplicates"], b["bad records"], b["kept"]) == (2, 0, 1, 2, 1)
+    assert b["bad record reasons"] == "invalid_json 1, missing_field 1" and a["bad record reasons"] == ""
+    for column in CORPUS_COUNTS:
+        assert total[column] == a[column] + b[column], column
+    assert total["documents read"] == total["kept"] + total["too short"] + total["duplicates"]
+    # Sentences and characters of the kept documents: 2 + 2 pieces of the cut one + 1.
+    assert total["sentences"] == 5 == sum(statistics["words_per_sentence"].values())
+    sharded = "".join(open(f"{run_dir}/corpus/{name}.txt").read() for name in ("shard_00000", "shard_00001", "heldout"))
+    assert total["characters"] == len(sharded.replace("\n", ""))
+    assert report.corpus_documents_summary(statistics["total"]) == (
+        "3 documents kept of 5 read (dropped: 1 too short, 1 duplicates, 2 bad records: invalid_json 1, missing_field 1)")
+    assert report.corpus_size_summary(statistics["total"]) == (
+        f"5 sentences, {total['characters']:,} characters, 2 files")
+
+
+def test_counts_above_a_million_are_shortened():
+    assert [report.format_count(n) for n in (999_999, 2_852_538, 1_234_000_000)] == ["999,999", "2.9 M", "1.2 G"]
+
+
 def test_html_table_escapes_and_formats():
     page = report.html_table("T <1>", [{"a": 1234567, "b": 0.123456, "c": "<x>"}, {"a": None, "d": 2.0}], "note & c")
     assert "T &lt;1&gt;" in page and "&lt;x&gt;" in page and "note &amp; c" in page
@@ -170,6 +242,30 @@ def test_build_report_writes_every_output(tmp_path, mfu, nsp):
     assert ("<th>MFU</th>" in open(paths["segments"]).read()) == mfu
     assert "seq 512: masked positions per instance" in open(paths["records_plot"]).read()
     assert "shard_00001" in open(paths["records"]).read()
+    corpus = open(paths["corpus"]).read()
+    assert corpus.count("<tr>") == 1 + 3  # the header, two files and the total
+    assert "<td>total (2 files)</td>" in corpus and "<td>jsonl</td>" in corpus
+    corpus_plot = open(paths["corpus_plot"]).read()
+    assert "words per sentence (space-separated)" in corpus_plot and ">sentences<" in corpus_plot
+    assert "3 documents kept of 5 read" in corpus_plot and "256+" in corpus_plot
+
+
+def test_a_run_without_corpus_statistics_still_gets_its_report(tmp_path):
+    """A run sharded before shard_corpus wrote statistics: the corpus outputs say so, the rest is as before."""
+    pytest.importorskip("matplotlib")
+    run_dir = write_run(str(tmp_path / "run"), corpus=False)
+    paths = report.build_report(run_dir, SEGMENTS, [128, 512], str(tmp_path / "out"))
+    assert set(paths) == set(report.OUTPUTS)
+    assert "No data." in open(paths["corpus"]).read()
+    assert "No corpus statistics" in open(paths["corpus_plot"]).read()
+    assert "shard_00001" in open(paths["records"]).read()
+
+
+def test_rule_plot_training_declares_every_report_output():
+    """rules/report.smk lists the outputs by hand (with their captions); report.OUTPUTS is what build_report writes."""
+    rule = open(os.path.join(REPO, "rules", "report.smk")).read()
+    declared = re.findall(r'f"\{RESULTS\}/report/([^"]+)"', rule)
+    assert sorted(declared) == sorted(report.OUTPUTS.values())
 
 
 def test_the_report_module_does_not_import_matplotlib():
@@ -280,7 +376,7 @@ def test_report_of_the_demo_run_shows_the_plots(demo_run, tmp_path):
         assert embedded == open(os.path.join(run_dir, "report", name), "rb").read(), name
         assert results[key]["caption"].strip(), name
     categories = json.loads(re.search(r"var categories = (\{.*?\});\s*</script>", page, re.S).group(1))
-    assert {"Training", "Evaluation", "Performance", "Records"} <= set(categories), categories
+    assert {"Training", "Evaluation", "Performance", "Records", "Corpus"} <= set(categories), categories
     in_training = [path for subcategory in categories["Training"].values() for path in subcategory]
     assert any(path.endswith("/report/training_curves.svg") for path in in_training), categories
 

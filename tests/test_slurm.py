@@ -304,7 +304,7 @@ def test_dry_run_of_the_production_config_with_the_slurm_profile(tmp_path):
     # The segment's shell starts the ranks itself with the job's geometry.
     assert output.count("srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=6 --kill-on-bad-exit=1 ") == 5
     cpu_rules = set(re.findall(r"^rule (\w+):$", output, re.MULTILINE)) - set(TRAINING_RULES)
-    assert {"shard_corpus", "train_vocab", "write_bert_config", "create_records", "summarize_records",
+    assert {"prepare_corpus", "shard_corpus", "train_vocab", "write_bert_config", "create_records", "summarize_records",
             "evaluate_phase128", "evaluate_phase512"} <= cpu_rules, cpu_rules
     for rule in cpu_rules:
         for resources in rule_resources(output, rule):
@@ -452,7 +452,7 @@ def test_cpu_jobs_go_to_the_cpu_partition_without_gpus(slurm_demo):
     calls = [(comment, words) for comment, words in submissions(demo.output1 + demo.output2)
              if not comment.startswith(tuple(f"rule_{rule}_" for rule in TRAINING_RULES))]
     rules = {comment.split("_wildcards_")[0][len("rule_"):] for comment, _ in calls}
-    assert {"shard_corpus", "train_vocab", "write_bert_config", "create_records", "summarize_records",
+    assert {"prepare_corpus", "shard_corpus", "train_vocab", "write_bert_config", "create_records", "summarize_records",
             "evaluate_phase128", "evaluate_phase512"} <= rules, rules
     for comment, words in calls:
         rule = comment.split("_wildcards_")[0][len("rule_"):]

@@ -100,3 +100,20 @@ def test_a_vocabulary_rerun_on_a_run_with_records_is_announced(tmp_path):
     os.utime(shards[1], (later - 20, later - 20))
     os.remove(f"{run}/vocab.txt")
     assert "vocab.txt does not exist" in vocabulary_rerun_warning(config)
+
+
+def test_the_corpus_line_counts_kept_and_dropped_documents_and_bad_records_by_reason(tmp_path):
+    config, _ = demo_config(tmp_path)
+    assert run_status(config)["corpus"] is None  # not sharded yet: no corpus line
+    assert "corpus:" not in format_status(run_status(config))
+    total = {"bytes": 776558, "documents_read": 4350, "too_short": 2, "duplicates": 1, "kept": 4347,
+             "sentences": 33810, "characters": 2852538, "sentences_cut": 40, "files": 2,
+             "bad_records": {"missing_field": 1, "invalid_json": 3}, "heldout": 87, "single_sentence_documents": 119}
+    os.makedirs(f"{config.run_dir}/corpus")
+    with open(f"{config.run_dir}/corpus/statistics.json", "w") as handle:
+        json.dump({"total": total, "words_per_sentence": {"1": 33810}, "shard_documents": [4260], "files": []}, handle)
+    lines = format_status(run_status(config)).splitlines()
+    assert lines[1] == (
+        "corpus: 4,347 documents kept of 4,350 read (dropped: 2 too short, 1 duplicates, "
+        "4 bad records: invalid_json 3, missing_field 1); 33,810 sentences, 2.9 M characters, 2 files"
+    )

@@ -1,8 +1,8 @@
 """The run report's figures and tables (``snakemake --report report.html``).
 
 Reads what a run leaves behind -- ``phase*/metrics.jsonl`` (one line per log
-interval), ``phase*/eval.json``, the records' per-shard stats files and
-Snakemake's benchmark TSVs -- into rows, and writes them as standalone HTML
+interval), ``phase*/eval.json``, the corpus statistics, the records' per-shard
+stats files and Snakemake's benchmark TSVs -- into rows, and writes them as standalone HTML
 tables and matplotlib plots (SVG, headless Agg backend). Reading needs only
 the standard library; matplotlib is imported by the plotting functions alone,
 so training jobs never need it.
@@ -15,6 +15,7 @@ import html
 import json
 import math
 import os
+import textwrap
 from statistics import median
 
 from .files import AtomicFile, read_json
@@ -56,6 +57,11 @@ def read_metrics(paths: list[str]) -> list[dict]:
                 by_key.pop((phase, record["step"]), None)  # keep insertion order of the newest line
                 by_key[(phase, record["step"])] = record
     return sorted(by_key.values(), key=lambda record: (record["step"], record.get("time", 0.0)))
+
+
+def corpus_statistics_path(run_dir: str) -> str:
+    """Where rule shard_corpus writes the corpus statistics (rules/corpus.smk) in a run directory."""
+    return os.path.join(run_dir, "corpus", "statistics.json")
 
 
 def read_benchmark(path: str) -> dict | None:
@@ -208,6 +214,80 @@ def records_rows(stats: dict[int, list[dict]]) -> list[dict]:
                 "mean masked positions": _histogram_mean(masked),
             })
     return rows
+
+
+def _file_format(entry: dict) -> str:
+    """"jsonl (zstd)", or "bert" for an uncompressed file."""
+    return f"{entry['format']} ({entry['compression']})" if entry["compression"] else entry["format"]
+
+
+def _bad_record_reasons(bad_records: dict[str, int]) -> str:
+    """"invalid_json 2, missing_field 1" (most frequent first)."""
+    ordered = sorted(bad_records.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{reason} {count:,}" for reason, count in ordered)
+
+
+def _corpus_row(file: str, file_format: str, counts: dict) -> dict:
+    return {
+        "file": file,
+        "format": file_format,
+        "documents read": counts["documents_read"],
+        "kept": counts["kept"],
+        "too short": counts["too_short"],
+        "duplicates": counts["duplicates"],
+        "bad records": sum(counts["bad_records"].values()),
+        "sentences": counts["sentences"],
+        "characters": counts["characters"],
+        "sentences cut": counts["sentences_cut"],
+    }
+
+
+def corpus_rows(statistics: dict | None) -> list[dict]:
+    """One row per input file and a total row, from the corpus statistics (none without them).
+
+    The column "bad record reasons" is there only when a file had bad records.
+    """
+    if not statistics:
+        return []
+    files, total = statistics["files"], statistics["total"]
+    rows = [_corpus_row(entry["path"], _file_format(entry), entry) for entry in files]
+    rows.append(_corpus_row(f"total ({_number_of(total['files'], 'file')})", "", total))
+    if total["bad_records"]:
+        for row, entry in zip(rows, [*files, total]):
+            row["bad record reasons"] = _bad_record_reasons(entry["bad_records"])
+    return rows
+
+
+def _number_of(count: int, noun: str) -> str:
+    """"1 file", "2 files"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def format_count(value: int) -> str:
+    """1,234 as it is; 2.9 M and 1.2 G from a million on."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M")):
+        if value >= limit:
+            return f"{value / limit:.1f} {suffix}"
+    return f"{value:,}"
+
+
+def corpus_documents_summary(total: dict) -> str:
+    """"4,347 documents kept of 4,350 read (dropped: 2 too short, 1 duplicates, 3 bad records: invalid_json 3)"."""
+    bad = f"{sum(total['bad_records'].values()):,} bad records"
+    if total["bad_records"]:
+        bad += f": {_bad_record_reasons(total['bad_records'])}"
+    return (
+        f"{total['kept']:,} documents kept of {total['documents_read']:,} read "
+        f"(dropped: {total['too_short']:,} too short, {total['duplicates']:,} duplicates, {bad})"
+    )
+
+
+def corpus_size_summary(total: dict) -> str:
+    """"33,810 sentences, 2.9 M characters, 1 file": the kept documents' sentences and characters."""
+    return (
+        f"{total['sentences']:,} sentences, {format_count(total['characters'])} characters, "
+        f"{_number_of(total['files'], 'file')}"
+    )
 
 
 def job_rows(benchmarks_dir: str) -> list[dict]:
@@ -459,6 +539,41 @@ def plot_records(stats: dict[int, list[dict]], path: str) -> None:
     _save_figure(figure, path)
 
 
+NO_CORPUS_STATISTICS = "No corpus statistics (corpus/statistics.json): the corpus was sharded before they were written."
+
+
+def plot_corpus(statistics: dict | None, path: str) -> None:
+    """Sentences of the kept documents by words per sentence; the kept and dropped documents in the title.
+
+    The share of all sentences is written on each bar. Without corpus
+    statistics (a run sharded before shard_corpus wrote them) the figure
+    says so.
+    """
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(8, 3.8))
+    ax.set_xlabel("words per sentence (space-separated)")
+    ax.set_ylabel("sentences")
+    if not statistics:
+        ax.set_title("Words per sentence")
+        ax.text(0.5, 0.5, NO_CORPUS_STATISTICS, transform=ax.transAxes, ha="center", va="center")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        total, bins = statistics["total"], statistics["words_per_sentence"]
+        bars = ax.bar(list(bins), list(bins.values()), color=PHASE_COLOURS[0])
+        sentences = sum(bins.values())
+        ax.bar_label(bars, labels=[f"{count / sentences:.1%}" if sentences else "" for count in bins.values()],
+                     fontsize=7)
+        ax.margins(y=0.12)
+        ax.set_title("\n".join([
+            f"Words per sentence of the kept documents: {corpus_size_summary(total)}",
+            textwrap.fill(corpus_documents_summary(total), 110),
+            f"{total['sentences_cut']:,} long sentences cut; {total['heldout']:,} documents held out",
+        ]), fontsize=9)
+    figure.tight_layout()
+    _save_figure(figure, path)
+
+
 # ---------------------------------------------------------------------------
 # Everything
 # ---------------------------------------------------------------------------
@@ -472,7 +587,17 @@ OUTPUTS = {
     "evaluation": "evaluation.html",
     "records": "records.html",
     "jobs": "jobs.html",
+    "corpus_plot": "corpus.svg",
+    "corpus": "corpus.html",
 }
+
+CORPUS_NOTE = (
+    "Documents read: the documents of each input file (bad records not included). Dropped: too short"
+    " (fewer than corpus.min_document_chars characters), duplicates (copies of an earlier document, with"
+    " corpus.deduplicate) and bad records (skipped with corpus.on_bad_record: skip; not among those read)."
+    " Kept: the documents in the shards and the held-out split; sentences and characters are theirs."
+    " Sentences cut: sentences longer than corpus.max_sentence_chars, cut into pieces."
+)
 
 
 def build_report(run_dir: str, segments: list[dict], seq_lengths: list[int], output_dir: str) -> dict[str, str]:
@@ -505,6 +630,12 @@ def build_report(run_dir: str, segments: list[dict], seq_lengths: list[int], out
     plot_learning_rate(metrics, segments, paths["learning_rate"])
     plot_throughput(metrics, segments, paths["throughput"])
     plot_records(stats, paths["records_plot"])
+    corpus = read_json(corpus_statistics_path(run_dir))
+    plot_corpus(corpus, paths["corpus_plot"])
+    write_text(paths["corpus"], html_table(
+        "Corpus per input file", corpus_rows(corpus),
+        CORPUS_NOTE if corpus else f"{NO_CORPUS_STATISTICS} {CORPUS_NOTE}",
+    ))
     write_text(paths["segments"], html_table(
         "Training segments", segment_rows(metrics, segments),
         "Wall time and max RSS: the segment job's Snakemake benchmark. Sequences/s, tokens/s, steps/s"

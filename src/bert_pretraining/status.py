@@ -1,10 +1,12 @@
 """Where a run stands, read from its files only (no TensorFlow, safe on a login node).
 
-For each segment of the plan: done (its final checkpoint exists), running
-(its log changed recently), failed (its log stopped without a final
-checkpoint), or pending; the newest checkpoint step; the latest loss and
-throughput from metrics.jsonl; and the estimated time to the end of the run
-at the latest throughput.
+The corpus: documents kept and dropped, sentences and characters (from the
+corpus statistics, once the corpus is sharded; no line before). For each
+segment of the plan: done (its final checkpoint exists), running (its log
+changed recently), failed (its log stopped without a final checkpoint), or
+pending; the newest checkpoint step; the latest loss and throughput from
+metrics.jsonl; and the estimated time to the end of the run at the latest
+throughput.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from .checkpoints import list_checkpoints
 from .files import read_json
 from .progress import format_duration
-from .report import accuracy_against_baseline
+from .report import accuracy_against_baseline, corpus_documents_summary, corpus_size_summary, corpus_statistics_path
 from .settings import Settings
 
 RUNNING_IF_LOG_CHANGED_WITHIN = 15 * 60  # seconds; a training log line is written at least this often
@@ -87,6 +89,7 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
     return {
         "run_dir": run_dir,
         "finished": finished,
+        "corpus": read_json(corpus_statistics_path(run_dir)),
         "newest_checkpoint_step": newest_step,
         "run_last_step": run_last_step,
         "segments": rows,
@@ -98,6 +101,9 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
 
 def format_status(status: dict) -> str:
     lines = [f"run {status['run_dir']}: {'finished' if status['finished'] else 'in progress'}"]
+    if status["corpus"]:
+        total = status["corpus"]["total"]
+        lines.append(f"corpus: {corpus_documents_summary(total)}; {corpus_size_summary(total)}")
     lines.append(f"{'phase':<10} {'steps':>22}  state")
     for row in status["segments"]:
         lines.append(f"{row['phase']:<10} {row['start_step']:>10}-{row['end_step']:<11}  {row['state']}")
