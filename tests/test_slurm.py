@@ -20,6 +20,8 @@ What is checked:
 """
 
 import glob
+import gzip
+import json
 import os
 import re
 import shlex
@@ -553,3 +555,39 @@ def test_a_segment_that_cannot_run_fails_once_without_being_submitted(slurm_clus
     again = subprocess.run(args + ["-n"], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode != 0 and "batch_size_per_gpu 100000" in again.stdout + again.stderr
     assert "Job stats" not in again.stdout + again.stderr
+
+
+@pytest.mark.slurm
+@pytest.mark.snakemake
+def test_many_small_corpus_files_are_prepared_in_one_slurm_job_when_grouped(slurm_cluster, tmp_path):
+    """The README's advice for thousands of small files: --group-components prepare_corpus=N."""
+    import zstandard
+
+    workdir = fresh_clone(str(tmp_path))
+    config_path = small_config(workdir)
+    config = load_yaml(config_path)
+    lines = zstandard.ZstdDecompressor().stream_reader(
+        open(os.path.join(workdir, "demo", "corpus", "python-docs.jsonl.zst"), "rb")
+    ).read().decode("utf-8").splitlines()
+    os.makedirs(os.path.join(workdir, "dump"))
+    for index in range(4):
+        with open(os.path.join(workdir, "dump", f"part-{index}.jsonl.gz"), "wb") as out:
+            out.write(gzip.compress(("\n".join(lines[index * 300 : (index + 1) * 300]) + "\n").encode("utf-8")))
+    config["corpus"]["files"] = ["dump/*.jsonl.gz"]
+    write_yaml(config_path, config)
+    profile = write_testbed_profile(workdir)
+    env = dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT)
+    target = f"results/{RUN}/corpus/statistics.json"
+    result = subprocess.run(
+        snakemake_command("--profile", profile, "--configfile", config_path, "--verbose",
+                          "--group-components", "prepare_corpus=4", target),
+        cwd=workdir, capture_output=True, text=True, timeout=900, env=env,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    calls = submissions(output)
+    assert len(calls) == 2, [comment for comment, _ in calls]  # the four preparations, then the sharding
+    with open(os.path.join(workdir, target), encoding="utf-8") as handle:
+        statistics = json.load(handle)
+    assert [entry["path"] for entry in statistics["files"]] == [f"dump/part-{index}.jsonl.gz" for index in range(4)]
+    assert statistics["total"]["documents_read"] == 1200
