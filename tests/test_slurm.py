@@ -579,8 +579,8 @@ def test_many_small_corpus_files_are_prepared_in_one_slurm_job_when_grouped(slur
     env = dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT)
     target = f"results/{RUN}/corpus/statistics.json"
     result = subprocess.run(
-        snakemake_command("--profile", profile, "--configfile", config_path, "--verbose",
-                          "--group-components", "prepare_corpus=4", target),
+        snakemake_command(target, "--profile", profile, "--configfile", config_path, "--verbose",
+                          "--group-components", "prepare_corpus=4"),
         cwd=workdir, capture_output=True, text=True, timeout=900, env=env,
     )
     output = result.stdout + result.stderr
