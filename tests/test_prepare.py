@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bert_pretraining.corpus import iter_documents, shard_corpus
 from bert_pretraining.corpus_sources import format_of, read_documents, uncompressed_size
 from bert_pretraining.errors import ConfigError, CorpusError
-from bert_pretraining.prepare import check_files, corpus_statistics, prepare_file
+from bert_pretraining.prepare import check_files, corpus_sample_warnings, corpus_statistics, prepare_file
 from bert_pretraining.sentences import cut_long, document_sentences, normalize, sentence_splitter
 from bert_pretraining.settings import corpus_settings
 
@@ -274,12 +274,14 @@ def iter_text_documents(data: bytes) -> list[list[str]]:
     return [block.split("\n") for block in data.decode().split("\n\n") if block.strip()]
 
 
-def test_the_same_inputs_give_byte_identical_shards(tmp_path):
-    path = tmp_path / "c.jsonl.gz"
-    path.write_bytes(gzip.compress(finnish_corpus.jsonl_text(finnish_corpus.documents(40)).encode(), mtime=0))
-    first, _ = prepare_and_shard(tmp_path, "one", [path], language="fi")
-    second, _ = prepare_and_shard(tmp_path, "two", [path], language="fi")
-    assert first == second
+def test_the_same_inputs_give_byte_identical_shards_and_compression_changes_nothing(tmp_path):
+    text = finnish_corpus.jsonl_text(finnish_corpus.documents(40)).encode()
+    (tmp_path / "c.jsonl").write_bytes(text)
+    (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress(text, mtime=0))
+    first, _ = prepare_and_shard(tmp_path, "one", [tmp_path / "c.jsonl.gz"], language="fi")
+    second, _ = prepare_and_shard(tmp_path, "two", [tmp_path / "c.jsonl.gz"], language="fi")
+    plain, _ = prepare_and_shard(tmp_path, "plain", [tmp_path / "c.jsonl"], language="fi")
+    assert first == second == plain
 
 
 def test_prepare_script_reports_a_bad_record_in_one_line(tmp_path):
@@ -294,3 +296,36 @@ def test_prepare_script_reports_a_bad_record_in_one_line(tmp_path):
     assert result.returncode == 2
     assert "error: " in result.stderr and "c.jsonl:2: not a JSON object" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out.txt").exists()
+
+
+def test_text_given_as_sentences_that_looks_unsplit_is_said_at_plan_time(tmp_path):
+    gold = finnish_corpus.documents(40)
+    unsplit, split = tmp_path / "unsplit.txt", tmp_path / "split.txt"
+    unsplit.write_text("".join(" ".join(document) + "\n\n" for document in gold), encoding="utf-8")
+    split.write_text(finnish_corpus.bert_text(gold), encoding="utf-8")
+    [warning] = corpus_sample_warnings([str(unsplit), str(split)], settings())
+    assert warning.startswith(f"{unsplit} is read as BERT format") and "100% of its 40 documents are a single line" in warning
+    assert "corpus.format: document_per_line" in warning and "corpus.split_sentences: true" in warning
+    long_lines = tmp_path / "long.txt"
+    long_lines.write_text("\n".join(" ".join(d * 5) for d in gold) + "\n", encoding="utf-8")  # one document, long lines
+    [warning] = corpus_sample_warnings([str(long_lines)], settings())
+    assert "100% of the text is in lines longer than corpus.max_sentence_chars (500)" in warning
+    assert corpus_sample_warnings([str(unsplit)], settings(split_sentences=True, language="fi")) == []
+
+
+def test_the_plan_describes_the_corpus_and_warns_before_anything_runs(tmp_path):
+    gold = finnish_corpus.documents(40)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "unsplit.txt").write_text("".join(" ".join(d) + "\n\n" for d in gold), encoding="utf-8")
+    (corpus / "dump.jsonl.gz").write_bytes(gzip.compress(finnish_corpus.jsonl_text(gold).encode()))
+    config = tmp_path / "mine.yaml"
+    config.write_text(json.dumps({"run_name": "planned", "results_dir": str(tmp_path / "results"),
+                                  "corpus": {"files": [str(corpus / "*")], "language": "fi", "num_shards": 2}}))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "workflow/scripts/plan.py"), "--configfile", str(config)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "corpus: 2 files (1 bert, 1 jsonl gzip); split into sentences by the rules for 'fi'" in result.stdout
+    assert f"WARNING: {corpus / 'unsplit.txt'} is read as BERT format" in result.stdout

@@ -127,6 +127,23 @@ def unsplit_sample_warning(path: str, corpus: CorpusSettings) -> str | None:
     )
 
 
+def describe_corpus(paths: list[str], corpus: CorpusSettings) -> str:
+    """One line for the plan: the files by format and compression, and what the preparation does."""
+    kinds: dict[str, int] = {}
+    split = False
+    for path in paths:
+        file_format = format_of(path, corpus.format)
+        split |= splits_sentences(file_format, corpus.split_sentences)
+        kind = file_format + (f" {compression_of(path)}" if compression_of(path) else "")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    files = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    steps = [f"split into sentences by the rules for {corpus.language!r}" if split else "not split into sentences"]
+    steps.append("exact duplicates dropped" if corpus.deduplicate else "duplicates kept")
+    steps.append(f"documents under {corpus.min_document_chars} characters dropped")
+    steps.append(f"bad records: {corpus.on_bad_record}")
+    return f"corpus: {len(paths)} files ({files}); {', '.join(steps)}"
+
+
 SAMPLED_FILES = 100
 
 

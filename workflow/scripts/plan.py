@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from bert_pretraining.cli import add_configfile_flag  # noqa: E402
 from bert_pretraining.disk import estimate_disk, format_estimate  # noqa: E402
 from bert_pretraining.errors import run_main  # noqa: E402
-from bert_pretraining.prepare import corpus_sample_warnings  # noqa: E402
+from bert_pretraining.prepare import corpus_sample_warnings, describe_corpus  # noqa: E402
 from bert_pretraining.settings import corpus_files, init_from_report, load_settings  # noqa: E402
 from bert_pretraining.status import vocabulary_rerun_warning  # noqa: E402
 
@@ -40,6 +40,7 @@ def main(argv=None):
     print(f"run {settings.run_name} ({settings.run_dir}): {len(segments)} training segments")
     for line in init_from:
         print(f"  {line}")
+    print(f"  {describe_corpus(corpus_files(settings), settings.corpus)}")
     print(
         f"  peak learning rate {training.learning_rate:g} ({training.learning_rate_schedule} schedule), "
         f"{training.precision}, XLA {'on' if training.use_xla else 'off'}, "
