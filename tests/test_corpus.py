@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bert_pretraining.corpus import (
     choose_heldout,
@@ -244,3 +246,19 @@ def test_format_duration():
     assert format_duration(59.6) == "0:01:00"
     assert format_duration(None) == format_duration(float("nan")) == format_duration(float("inf")) == "unknown"
     assert format_duration(None, unknown="") == ""
+
+
+@given(st.lists(st.integers(0, 40), max_size=200), st.integers(1, 50))
+def test_first_occurrences_keeps_the_first_copy_of_each_hash_in_any_number_of_buckets(values, bucket_size):
+    import numpy as np
+
+    from bert_pretraining import corpus
+
+    hashes = np.array(values, dtype="<u8")
+    expected = [values.index(value) == index for index, value in enumerate(values)]
+    original = corpus.DOCUMENTS_PER_DEDUP_BUCKET
+    corpus.DOCUMENTS_PER_DEDUP_BUCKET = bucket_size
+    try:
+        assert corpus.first_occurrences(hashes).tolist() == expected
+    finally:
+        corpus.DOCUMENTS_PER_DEDUP_BUCKET = original
