@@ -27,8 +27,6 @@ rule prepare_corpus:
         f"{LOGS}/prepare_corpus/file_{{index}}.log",
     benchmark:
         f"{BENCHMARKS}/prepare_corpus/file_{{index}}.tsv"
-    group:
-        "prepare_corpus"
     params:
         corpus=json.dumps(preparation_settings(SETTINGS.corpus)),
     shell:

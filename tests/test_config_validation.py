@@ -141,6 +141,9 @@ ACCOUNT = {"SBATCH_ACCOUNT": "project_2001234"}
 
 
 def dry_run(tmp_path, config, *args, env=ACCOUNT):
+    """`snakemake -n` in the checkout; outputs under tmp_path, so that a run made there (make demo) changes nothing."""
+    if config.get("results_dir", "results") == "results":
+        config = {**config, "results_dir": str(tmp_path / "results")}
     path = write_yaml(tmp_path / "config.yaml", config)
     environment = {key: value for key, value in os.environ.items() if key != "SBATCH_ACCOUNT"} | (env or {})
     result = snakemake(REPO, "-n", "--configfile", str(path), *args, timeout=120, env=environment)

@@ -560,7 +560,7 @@ def test_a_segment_that_cannot_run_fails_once_without_being_submitted(slurm_clus
 @pytest.mark.slurm
 @pytest.mark.snakemake
 def test_many_small_corpus_files_are_prepared_in_one_slurm_job_when_grouped(slurm_cluster, tmp_path):
-    """The README's advice for thousands of small files: --group-components prepare_corpus=N."""
+    """The README's advice for thousands of small files: --groups prepare_corpus=prepare --group-components prepare=N."""
     import zstandard
 
     workdir = fresh_clone(str(tmp_path))
@@ -580,7 +580,7 @@ def test_many_small_corpus_files_are_prepared_in_one_slurm_job_when_grouped(slur
     target = f"results/{RUN}/corpus/statistics.json"
     result = subprocess.run(
         snakemake_command(target, "--profile", profile, "--configfile", config_path, "--verbose",
-                          "--group-components", "prepare_corpus=4"),
+                          "--groups", "prepare_corpus=prepare", "--group-components", "prepare=4"),
         cwd=workdir, capture_output=True, text=True, timeout=900, env=env,
     )
     output = result.stdout + result.stderr
