@@ -151,21 +151,14 @@ def _sentencex(language):
 
 
 def _sentencex_merged(language):
-    """sentencex, then a piece opening with a non-ASCII lower-case letter (ä, ö, å, é, ...) joins the
-    previous one: sentencex's "lower case continues the sentence" test is ASCII-only ([0-9a-z])."""
+    """sentencex as the preparation stage calls it: a piece opening with a non-ASCII lower-case letter
+    (ä, ö, å, é, ...) joins the previous one (bert_pretraining.sentences.join_lowercase_continuations)."""
     from sentencex import segment
 
-    def split(text):
-        out = []
-        for piece in segment(language, text):
-            first = piece.lstrip()[:1]
-            if out and first.islower() and not first.isascii():
-                out[-1] += piece
-            else:
-                out.append(piece)
-        return out
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+    from bert_pretraining.sentences import join_lowercase_continuations
 
-    return split, language
+    return (lambda text: join_lowercase_continuations(segment(language, text))), language
 
 
 def _blingfire(language):

@@ -212,6 +212,10 @@ def test_cut_long_gives_short_pieces_that_join_back(sentence, limit):
         ("fi", "Juhlat pidetään 5. toukokuuta. Esityslistalla on mm. talousarvio.",
          ["Juhlat pidetään 5. toukokuuta.", "Esityslistalla on mm. talousarvio."]),
         ("fi", "Hän sanoi: ”Tulen huomenna.” Sitten hän lähti.", ["Hän sanoi: ”Tulen huomenna.”", "Sitten hän lähti."]),
+        # sentencex alone cuts before a word that opens with ä (docs/sentence-splitting.md)
+        ("fi", "Ehdokas valittiin vasta 3. äänestyskierroksella. Tulos oli selvä.",
+         ["Ehdokas valittiin vasta 3. äänestyskierroksella.", "Tulos oli selvä."]),
+        ("fi", "Hän huusi: ”Tule!” äiti vastasi heti.", ["Hän huusi: ”Tule!” äiti vastasi heti."]),
     ],
 )
 def test_sentences_are_split_by_the_languages_rules(language, text, sentences):

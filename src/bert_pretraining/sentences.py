@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Callable
+from typing import Callable, Iterable
 
 # Cc minus tab (\x09) and newline (\x0a); \r is turned into \n before.
 CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -67,9 +67,26 @@ def sentence_splitter(language: str | None) -> Callable[[str], list[str]]:
     from sentencex import segment
 
     def split(line: str) -> list[str]:
-        return [sentence.strip() for sentence in segment(language, line)]
+        return [sentence.strip() for sentence in join_lowercase_continuations(segment(language, line))]
 
     return split
+
+
+def join_lowercase_continuations(pieces: Iterable[str]) -> list[str]:
+    """sentencex's pieces, a piece that opens with a non-ASCII lower-case letter joined to the one before.
+
+    sentencex (1.0.32) lets a lower-case word continue a sentence only if it
+    is ASCII ([0-9a-z]): "3. äänestyskierroksella" or "ns. äänestäjien" would
+    otherwise be cut in two (docs/sentence-splitting.md measures both).
+    """
+    joined: list[str] = []
+    for piece in pieces:
+        first = piece.lstrip()[:1]
+        if joined and first.islower() and not first.isascii():
+            joined[-1] += piece
+        else:
+            joined.append(piece)
+    return joined
 
 
 def document_sentences(
