@@ -1,8 +1,9 @@
 """Corpus files as people have them -> prepared BERT-format text, one file per input file.
 
 The preparation stage of the workflow (rule ``prepare_corpus``, one job per
-input file; a SLURM profile groups many small ones into one submission). For each document of an
-input file (``corpus_sources``): normalise, split into sentences and cut long
+input file; Snakemake's --groups/--group-components can put many small ones
+into one SLURM job). For each document of an input file
+(``corpus_sources``): normalise, split into sentences and cut long
 sentences (``sentences``); drop it if shorter than ``min_document_chars``;
 write the rest in BERT's format (one sentence per line, a blank line after
 each document) to the file's prepared text, with the file's statistics beside
