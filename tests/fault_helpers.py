@@ -111,6 +111,7 @@ def _checkpoint_seen(phase: str, step: int) -> Callable[[str], bool]:
 
 
 DATA_EVENTS = [
+    Event("a corpus file was prepared", _any("corpus/prepared/file_*.txt"), "data"),
     Event("a corpus shard was written", _any("corpus/shard_*.txt"), "data"),
     Event("the vocabulary was written", file_exists("vocab.txt"), "data"),
     Event("a records job started", _any("records/seq*/*.tfrecord*"), "data"),
