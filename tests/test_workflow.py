@@ -68,7 +68,8 @@ def test_demo_runs_end_to_end(demo_run):
 
 # The demo's DAG at the tests' size (tests/demo_dag.yaml, 360 steps) must learn more than token
 # frequencies: a regression that stops learning leaves the accuracy at the baseline (1x). It
-# measured 3.1x at both phases (make demo's 1,000 steps: 3.5x and 3.4x).
+# measured 3.1x at both phases on the hand-split demo text (make demo's 1,000 steps on the
+# prepared JSON Lines: 3.2x at both phases).
 LEARNED_AT_LEAST = 2.5
 
 
@@ -112,7 +113,7 @@ def test_the_export_is_a_fill_mask_model_that_agrees_with_its_evaluation(demo_ru
         for expected, (best,) in zip(hidden, predictions):
             correct += best["token"] == expected
             total += 1
-    assert total >= 500, total
+    assert total >= 400, total  # 430 masked tokens in the demo's held-out sentences (87 documents)
     rate = correct / total
     evaluation = json.load(open(f"{demo_run.run_dir}/phase512/eval.json"))
     # eval.json's accuracy at the positions whose input is [MASK], as here; but there in 512-token pairs of
