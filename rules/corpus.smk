@@ -1,6 +1,7 @@
 # Corpus files as people have them -> prepared BERT-format text (one job per
 # file) -> deterministic shards of unique whole documents, a held-out split,
 # and the corpus statistics.
+from bert_pretraining.report import corpus_statistics_path
 from bert_pretraining.prepare import (
     corpus_sample_warnings,
     preparation_settings,
@@ -43,7 +44,7 @@ rule shard_corpus:
     output:
         shards=expand("{results}/corpus/{shard}.txt", results=RESULTS, shard=SHARDS),
         heldout=f"{RESULTS}/corpus/heldout.txt",
-        statistics=f"{RESULTS}/corpus/statistics.json",
+        statistics=corpus_statistics_path(RESULTS),
     log:
         f"{LOGS}/shard_corpus.log",
     benchmark:

@@ -288,11 +288,11 @@ def shard_corpus(
                     counts = files[path]
                     for document in iter_documents([path]):
                         progress.update(1)
-                        if keep is not None and not keep[document_index]:
-                            document_index += 1
+                        duplicate = keep is not None and not keep[document_index]
+                        document_index += 1
+                        if duplicate:
                             counts.duplicates += first_pass
                             continue
-                        document_index += 1
                         if first_pass:
                             counts.kept += 1
                             counts.sentences += len(document)

@@ -29,6 +29,11 @@ from typing import BinaryIO, Iterator
 
 from .errors import CorpusError
 
+try:  # a dependency of the package; an environment without it (training.python's) never reads zstd
+    from zstandard import ZstdError as ZSTD_ERROR
+except ImportError:
+    ZSTD_ERROR = OSError
+
 COMPRESSION_SUFFIXES = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".zstd": "zstd"}
 FORMAT_SUFFIXES = {
     ".jsonl": "jsonl",
@@ -128,6 +133,7 @@ class ZstdReader(io.RawIOBase):
         self.file = open(path, "rb")
         self.decompressor = self.zstandard.ZstdDecompressor().decompressobj()
         self.pending = b""
+        self.in_frame = False  # a frame has begun and not ended
 
     def readable(self) -> bool:
         return True
@@ -136,7 +142,7 @@ class ZstdReader(io.RawIOBase):
         while not self.pending:
             chunk = self.file.read(1 << 20)
             if not chunk:
-                if not self.decompressor.eof and self.started:
+                if self.in_frame:
                     raise OSError("the last zstd frame is cut off")
                 return 0
             self.pending = self.decompress(chunk)
@@ -145,18 +151,15 @@ class ZstdReader(io.RawIOBase):
         self.pending = self.pending[count:]
         return count
 
-    started = False
-
     def decompress(self, chunk: bytes) -> bytes:
         output = []
         while chunk:
-            self.started = True
             output.append(self.decompressor.decompress(chunk))
+            self.in_frame = not self.decompressor.eof
             chunk = b""
             if self.decompressor.eof:  # another frame may follow (files concatenated, pzstd)
                 chunk = self.decompressor.unused_data
                 self.decompressor = self.zstandard.ZstdDecompressor().decompressobj()
-                self.started = False
         return b"".join(output)
 
     def close(self) -> None:
@@ -169,12 +172,6 @@ def sniff_compression(path: str) -> str | None:
     with open(path, "rb") as handle:
         head = handle.read(8)
     return next((name for magic, name in MAGIC_BYTES.items() if head.startswith(magic)), None)
-
-
-try:
-    from zstandard import ZstdError as ZSTD_ERROR
-except ImportError:
-    ZSTD_ERROR = OSError
 
 
 def decode_line(raw: bytes, path: str, line_number: int) -> str | BadRecord:
@@ -363,7 +360,8 @@ def uncompressed_size(path: str) -> int:
     For Parquet, the uncompressed size of all columns its metadata records.
     """
     size = os.path.getsize(path)
-    if path.lower().endswith(".parquet"):
+    compression = compression_of(path)
+    if compression is None and format_of(path) == "parquet":
         try:
             import pyarrow.parquet as parquet
 
@@ -371,7 +369,6 @@ def uncompressed_size(path: str) -> int:
             return sum(metadata.row_group(index).total_byte_size for index in range(metadata.num_row_groups))
         except Exception:  # no pyarrow, or not readable: the preparation will say so
             return size
-    compression = compression_of(path)
     if compression is None or size == 0:
         return size
     with open(path, "rb") as handle:

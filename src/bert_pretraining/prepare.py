@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .corpus import WORDS_PER_SENTENCE_BINS, ShardSummary
-from .corpus_sources import BadRecord, compression_of, format_of, read_documents, unknown_format_message
+from .corpus_sources import (
+    BadRecord,
+    compression_of,
+    format_of,
+    numbered_lines,
+    open_binary,
+    read_documents,
+    unknown_format_message,
+)
 from .errors import ConfigError, CorpusError
 from .files import AtomicFile, write_json
 from .progress import Progress
@@ -100,21 +108,29 @@ def unsplit_sample_warning(path: str, corpus: CorpusSettings) -> str | None:
     file_format = format_of(path, corpus.format)
     if file_format != "bert" or splits_sentences(file_format, corpus.split_sentences):
         return None
-    characters = long_characters = lines = documents = single_line = 0
+    # Lines, not documents: a file without blank lines is one document, which must not be read whole.
+    characters = long_characters = lines = documents = single_line = lines_in_document = 0
     try:
-        for document in read_documents(path, file_format, corpus.text_field):
-            if isinstance(document, BadRecord):
-                continue
-            documents += 1
-            single_line += len(document.lines) == 1
-            for line in document.lines:
-                characters += len(line)
-                long_characters += len(line) if len(line) > corpus.max_sentence_chars else 0
-            lines += len(document.lines)
-            if lines >= SAMPLE_LINES:
-                break
+        with open_binary(path) as stream:
+            for _, line in numbered_lines(path, stream):
+                if isinstance(line, BadRecord):
+                    continue
+                if line.strip():
+                    lines += 1
+                    lines_in_document += 1
+                    characters += len(line)
+                    long_characters += len(line) if len(line) > corpus.max_sentence_chars else 0
+                elif lines_in_document:
+                    documents += 1
+                    single_line += lines_in_document == 1
+                    lines_in_document = 0
+                if lines >= SAMPLE_LINES:
+                    break
     except CorpusError:
         return None  # the preparation will name what is wrong
+    if lines_in_document:  # the sample's last document, complete or not
+        documents += 1
+        single_line += lines_in_document == 1
     long_share = long_characters / max(1, characters)
     single_share = single_line / max(1, documents)
     if long_share < UNSPLIT_LONG_LINE_SHARE and (documents < 10 or single_share < UNSPLIT_SINGLE_LINE_DOCUMENTS):
@@ -208,7 +224,6 @@ def preparation_settings(corpus: CorpusSettings) -> dict:
     return {key: value for key, value in dataclasses.asdict(corpus).items() if key not in SHARDING_KEYS}
 
 
-
 def prepared_name(index: int) -> str:
     """The prepared text of input file ``index`` (in sorted order): file_00000.txt, ..."""
     return f"file_{index:05d}.txt"
@@ -216,6 +231,10 @@ def prepared_name(index: int) -> str:
 
 def statistics_name(index: int) -> str:
     return f"file_{index:05d}.json"
+
+
+# The counts of the corpus statistics that total the files' counts.
+TOTALLED = ("bytes", "documents_read", "too_short", "duplicates", "kept", "sentences", "characters", "sentences_cut")
 
 
 def corpus_statistics(file_statistics: list[dict], summary: ShardSummary) -> dict:
@@ -245,6 +264,3 @@ def corpus_statistics(file_statistics: list[dict], summary: ShardSummary) -> dic
         "shard_documents": summary.shard_documents,
         "files": files,
     }
-
-
-TOTALLED = ("bytes", "documents_read", "too_short", "duplicates", "kept", "sentences", "characters", "sentences_cut")

@@ -109,8 +109,7 @@ def document_sentences(
                 if not sentence:
                     continue
                 if len(sentence) > max_sentence_chars:
-                    pieces = cut_long(collapse_whitespace(sentence), max_sentence_chars)
-                    sentences.extend(pieces)
+                    sentences.extend(cut_long(sentence, max_sentence_chars))
                     cut += 1
                 else:
                     sentences.append(sentence)

@@ -255,7 +255,7 @@ def settings_from_config(config: dict) -> Settings:
 
 
 def corpus_settings(section: dict) -> CorpusSettings:
-    """The corpus section of a config (validated, defaults filled) as settings; jobs rebuild theirs from it."""
+    """The corpus section of a config as settings, the schema's defaults filled in (a job rebuilds its own here)."""
     section = copy.deepcopy(section)
     fill_defaults(section, config_schema()["properties"]["corpus"])
     return CorpusSettings(**{**section, "files": tuple(section["files"])})
