@@ -5,12 +5,13 @@ from bert_pretraining.report import corpus_statistics_path
 from bert_pretraining.prepare import (
     corpus_sample_warnings,
     preparation_settings,
+    prepared_directory,
     prepared_name,
     statistics_name,
 )
 
 CORPUS_FILES = corpus_files(SETTINGS)
-PREPARED = f"{RESULTS}/corpus/prepared"
+PREPARED = prepared_directory(RESULTS)
 
 # Text given as sentences that looks like documents is said before anything runs.
 if workflow.is_main_process:

@@ -10,6 +10,15 @@
 # rank's records, no engine for the ranks) fails once, in seconds.
 # The segments' inputs, flags and srun launcher are in rules/common.smk.
 from bert_pretraining.job_resources import check_training_job
+from bert_pretraining.status import run_input_changes
+
+# A run is bound to its inputs: its checkpoints record what they were trained
+# on (vocabulary, model config, records), and the corpus files are compared
+# by content with what the preparation read. When they changed, nothing runs:
+# the data stages would remake the vocabulary and records under weights
+# trained on the old ones (as root, write protection does not stop that).
+if workflow.is_main_process and (_changes := run_input_changes(SETTINGS)):
+    raise WorkflowError(f"run {SETTINGS.run_name}: {_changes.describe()}")
 
 # A local run trains in one process; a profile gives nodes, tasks_per_node and mpi.
 TRAINING_RULE_RESOURCES = {"nodes": 1, "tasks_per_node": 1}

@@ -1,12 +1,7 @@
 # Training shards -> WordPiece vocabulary (or the user's vocabulary, checked,
 # or the vocabulary of the model continued from, init_from), and the model's
 # bert_config.json, whose vocab_size is the vocabulary's.
-from bert_pretraining.status import vocabulary_inputs, vocabulary_rerun_warning
-
-# Records and checkpoints depend on every id of the vocabulary: a rerun of
-# this stage on a run that has them is said before anything runs.
-if workflow.is_main_process and (_stale := vocabulary_rerun_warning(SETTINGS)):
-    logger.warning(f"WARNING: {_stale}")
+from bert_pretraining.status import vocabulary_inputs
 
 
 rule train_vocab:

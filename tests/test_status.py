@@ -79,27 +79,44 @@ def test_status_script_does_not_import_tensorflow(tmp_path):
     assert "NO_TF" in result.stderr
 
 
-def test_a_vocabulary_rerun_on_a_run_with_records_is_announced(tmp_path):
-    from bert_pretraining.status import vocabulary_rerun_warning
+def test_inputs_changed_since_a_checkpoint_are_told_by_content_not_mtime(tmp_path):
+    from bert_pretraining.checkpoints import MANIFEST_SUFFIX
+    from bert_pretraining.files import file_sha256
+    from bert_pretraining.prepare import prepare_file, prepared_directory
+    from bert_pretraining.status import run_input_changes
 
-    config, _ = demo_config(tmp_path)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("One sentence of the first document here.\nAnd its second one.\n\nA second document, long enough.\n")
+    path = write_yaml(tmp_path / "config.yaml", {"results_dir": str(tmp_path / "results"), "corpus": {"files": [str(corpus)]}})
+    files = [os.path.join(REPO, config) for config in DEMO_DAG_CONFIGS]
+    config = load_settings([*files, str(path)], os.path.join(REPO, "config.yaml"))
     run = config.run_dir
-    os.makedirs(f"{run}/corpus")
-    shards = [f"{run}/corpus/shard_{index:05d}.txt" for index in range(config.corpus.num_shards)]
-    for path in shards:
-        open(path, "w").close()
-    assert vocabulary_rerun_warning(config) is None  # nothing downstream yet: a first run
-    open(f"{run}/vocab.txt", "w").close()
-    os.makedirs(f"{run}/records/seq128")
-    open(f"{run}/records/seq128/shard_00000.tfrecord", "w").close()
-    assert vocabulary_rerun_warning(config) is None  # up to date
-    later = time.time() + 10
-    os.utime(shards[1], (later, later))
-    warning = vocabulary_rerun_warning(config)
-    assert warning and "shard_00001.txt changed after it was made" in warning and "records/seq128" in warning
-    os.utime(shards[1], (later - 20, later - 20))
-    os.remove(f"{run}/vocab.txt")
-    assert "vocab.txt does not exist" in vocabulary_rerun_warning(config)
+    os.makedirs(prepared_directory(run))
+    prepare_file(str(corpus), config.corpus, f"{prepared_directory(run)}/file_00000.txt", f"{prepared_directory(run)}/file_00000.json")
+    assert run_input_changes(config) is None  # prepared, no checkpoint yet
+    touch_checkpoint(run, "phase128", 200)
+    touch_checkpoint(run, "phase128", 400)
+    assert run_input_changes(config) is None
+    later = time.time() + 60
+    os.utime(corpus, (later, later))
+    assert run_input_changes(config) is None  # the same content with a newer mtime: no alarm
+    original = corpus.read_bytes()
+    corpus.write_bytes(original + b"\nA third document appended after the run started.\n")
+    changes = run_input_changes(config)
+    assert changes.since_step == 200 and changes.changed == [f"corpus file {corpus} has another content than the preparation read"]
+    text = format_status(run_status(config))
+    assert f"inputs changed since step 200: corpus file {corpus}" in text and "new run_name" in text
+    corpus.write_bytes(original)  # restored, with yet another mtime
+    assert run_input_changes(config) is None
+    # A checkpoint records the vocabulary it was trained with: another vocab.txt is a change since that step.
+    open(f"{run}/vocab.txt", "w").write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nnew\n")
+    with open(f"{run}/phase128/model.ckpt-400{MANIFEST_SUFFIX}", "w") as manifest:
+        json.dump({"inputs": {"vocab_sha256": "0" * 64}}, manifest)
+    changes = run_input_changes(config)
+    assert changes.since_step == 400 and changes.changed == ["the vocabulary (vocab.txt)"]
+    with open(f"{run}/phase128/model.ckpt-400{MANIFEST_SUFFIX}", "w") as manifest:
+        json.dump({"inputs": {"vocab_sha256": file_sha256(f"{run}/vocab.txt")}}, manifest)
+    assert run_input_changes(config) is None
 
 
 def test_the_corpus_line_counts_kept_and_dropped_documents_and_bad_records_by_reason(tmp_path):

@@ -25,6 +25,10 @@ TINY = BertConfig(
 )
 
 
+# What the segments of these tests train on (run_inputs.training_inputs gives a real run's digests).
+TRAINED_ON = {"vocab_sha256": "v" * 64, "bert_config_sha256": "c" * 64, "records_sha256": "r" * 64}
+
+
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     directory = tmp_path_factory.mktemp("records")
@@ -43,7 +47,7 @@ def settings(records, output_dir, start, end, **overrides):
         num_warmup_steps=2, learning_rate=1e-3, precision="fp32", use_xla=False,
         save_checkpoints_steps=2, keep_checkpoints=2, log_every_steps=2, seed=7,
         scale_learning_rate_by_ranks=False, use_next_sentence_prediction=True, gradient_accumulation_steps=1,
-        hang_timeout_seconds=3600, divergence_patience=3,
+        hang_timeout_seconds=3600, divergence_patience=3, inputs=dict(TRAINED_ON),
     )
     values.update(overrides)
     return SegmentSettings(**values)
@@ -116,6 +120,30 @@ def test_finished_segment_is_not_retrained(records, tmp_path):
     before = os.stat(tmp_path / "model.ckpt-2.data-00000-of-00001").st_mtime_ns
     assert train_segment(settings(records, tmp_path, 0, 2), single_process()) == 0
     assert os.stat(tmp_path / "model.ckpt-2.data-00000-of-00001").st_mtime_ns == before
+
+
+def test_a_checkpoint_trained_on_other_inputs_is_refused_naming_what_changed(records, tmp_path):
+    from bert_pretraining.errors import CheckpointError
+    from bert_pretraining.run_inputs import checkpoint_inputs
+
+    assert train_segment(settings(records, tmp_path, 0, 2), single_process()) == 0
+    assert checkpoint_inputs(str(tmp_path / "model.ckpt-2")) == TRAINED_ON
+    other_vocabulary = {**TRAINED_ON, "vocab_sha256": "w" * 64}
+    # Resuming (a finished segment rerun, as root) and continuing in the same phase are refused ...
+    with pytest.raises(CheckpointError, match=r"model.ckpt-2 was trained on other inputs .*the vocabulary \(vocab.txt\) changed"):
+        train_segment(settings(records, tmp_path, 0, 2, inputs=other_vocabulary), single_process())
+    init = str(tmp_path / "model.ckpt-2")
+    other_records = {**TRAINED_ON, "records_sha256": "s" * 64}
+    with pytest.raises(CheckpointError, match="the records changed.*new run_name"):
+        train_segment(settings(records, tmp_path, 2, 4, init_checkpoint=init, inputs=other_records), single_process())
+    assert not os.path.exists(tmp_path / "model.ckpt-4.index")
+    # ... and the next phase starts from it with its own records, but not with another vocabulary.
+    next_phase = tmp_path / "next"
+    next_phase.mkdir()
+    with pytest.raises(CheckpointError, match="the vocabulary"):
+        train_segment(settings(records, next_phase, 2, 4, init_checkpoint=init, inputs=other_vocabulary), single_process())
+    assert train_segment(settings(records, next_phase, 2, 4, init_checkpoint=init, inputs=other_records), single_process()) == 0
+    assert checkpoint_inputs(str(next_phase / "model.ckpt-4")) == other_records
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])

@@ -47,8 +47,9 @@ import numpy as np
 from . import checkpoints
 from .bert_config import HF_ACTIVATIONS, LAYER_NORM_EPSILON, BertConfig, head_of, hf_architecture, hf_name
 from .errors import CheckpointError, WorkflowError
-from .files import read_json_object, write_json
+from .files import file_sha256, read_json_object, write_json
 from .model_card import model_card
+from .run_inputs import bert_config_digest, check_checkpoint_inputs
 from .tokenization import (
     SPECIAL_TOKEN_ROLES,
     SPECIAL_TOKENS,
@@ -326,7 +327,7 @@ def export_model(
     model the run continued from (None: random initial weights).
     """
     output_dir = os.path.normpath(output_dir)
-    prefix = checkpoints.normalize_prefix(checkpoint)
+    prefix = checkpoints.recovered_prefix(checkpoint)  # a damaged final checkpoint is repaired from its copy
     _check_output(output_dir)
     config = BertConfig.from_json_file(bert_config_file)
     tokens = read_vocabulary(vocab_file)
@@ -335,6 +336,9 @@ def export_model(
             f"{vocab_file} has {len(tokens):,} tokens but {bert_config_file} says vocab_size {config.vocab_size:,}; "
             "expected the vocabulary the model was trained with"
         )
+    # The weights ship with this vocabulary and config only if they were trained with them.
+    current = {"vocab_sha256": file_sha256(vocab_file), "bert_config_sha256": bert_config_digest(bert_config_file)}
+    check_checkpoint_inputs(prefix, current, same_phase=False)
     evaluations = [(path, read_json_object(path, "evaluation result", WorkflowError)) for path in eval_files]
     sidecars = [(path, read_json_object(path, "records sidecar", WorkflowError)) for path in dict.fromkeys(records_sidecars)]
     do_lower_case = _resolve_casing(do_lower_case, sidecars)

@@ -34,7 +34,7 @@ from .corpus_sources import (
     unknown_format_message,
 )
 from .errors import ConfigError, CorpusError
-from .files import AtomicFile, write_json
+from .files import AtomicFile, file_sha256, read_json, write_json
 from .progress import Progress
 from .sentences import document_sentences, sentence_splitter
 
@@ -61,6 +61,9 @@ class FileStatistics:
     format: str
     compression: str | None
     bytes: int
+    # The file as read: a later run compares it (content, not modification time) to tell a changed corpus.
+    sha256: str = ""
+    mtime_ns: int = 0
     documents_read: int = 0
     bad_records: dict[str, int] = field(default_factory=dict)
     too_short: int = 0
@@ -174,7 +177,8 @@ def prepare_file(path: str, corpus: CorpusSettings, output: str, statistics_outp
     file_format = format_of(path, corpus.format)
     if file_format is None:
         raise CorpusError(unknown_format_message(path))
-    stats = FileStatistics(path, file_format, compression_of(path), os.path.getsize(path))
+    status = os.stat(path)
+    stats = FileStatistics(path, file_format, compression_of(path), status.st_size, file_sha256(path), status.st_mtime_ns)
     split = sentence_splitter(corpus.language) if splits_sentences(file_format, corpus.split_sentences) else None
     with AtomicFile(output) as out, Progress(f"prepare {path}", unit="documents", rate_unit="docs") as progress:
         for document in read_documents(path, file_format, corpus.text_field):
@@ -222,6 +226,40 @@ SHARDING_KEYS = ("files", "num_shards", "heldout_fraction", "seed", "deduplicate
 def preparation_settings(corpus: CorpusSettings) -> dict:
     """The corpus settings a preparation job reads (not the file list: adding a file reruns no other job)."""
     return {key: value for key, value in dataclasses.asdict(corpus).items() if key not in SHARDING_KEYS}
+
+
+def prepared_directory(run_dir: str) -> str:
+    return os.path.join(run_dir, "corpus", "prepared")
+
+
+def changed_corpus_files(paths: list[str], run_dir: str) -> list[tuple[str, str]]:
+    """(path, how) of the corpus files that differ from what the run's preparation read.
+
+    Content decides: a file with another size or modification time is
+    hashed and compared. Nothing is reported for a run prepared by a version
+    that did not record the digests.
+    """
+    directory = prepared_directory(run_dir)
+    read = {}
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        stats = read_json(os.path.join(directory, name)) if name.endswith(".json") else None
+        if isinstance(stats, dict) and stats.get("sha256"):
+            read[os.path.abspath(stats["path"])] = stats
+    if not read:
+        return []
+    changed = []
+    for path in paths:
+        stats = read.pop(os.path.abspath(path), None)
+        if stats is None:
+            changed.append((path, "is new since the preparation"))
+            continue
+        status = os.stat(path)
+        if (status.st_size, status.st_mtime_ns) != (stats["bytes"], stats.get("mtime_ns")) and (
+            file_sha256(path) != stats["sha256"]
+        ):
+            changed.append((path, "has another content than the preparation read"))
+    changed += [(path, "was removed from corpus.files since the preparation") for path in sorted(read)]
+    return changed
 
 
 def prepared_name(index: int) -> str:

@@ -14,6 +14,7 @@ from .bert_config import ARCHITECTURE_KEYS, BertConfig
 from .errors import ConfigError, RecordsError
 from .record_shares import records_per_file
 from .records_sidecar import check_records_sidecar, read_records_sidecar
+from .run_inputs import training_inputs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def settings_from_args(args):
         init_from=init_from,
         input_files=files,
         records_per_file=records_per_file(sidecar),
+        inputs=training_inputs(args.bert_config_file, sidecar),
         output_dir=args.output_dir,
         init_checkpoint=args.init_checkpoint or None,
         start_step=args.start_step,

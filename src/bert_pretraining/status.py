@@ -19,7 +19,10 @@ from .checkpoints import list_checkpoints
 from .files import read_json
 from .progress import format_duration
 from .report import accuracy_against_baseline, corpus_documents_summary, corpus_size_summary, corpus_statistics_path
-from .settings import Settings
+from .prepare import changed_corpus_files
+from .run_inputs import InputChanges, input_changes
+from .settings import Settings, corpus_files
+from .tokenization import read_vocabulary
 
 RUNNING_IF_LOG_CHANGED_WITHIN = 15 * 60  # seconds; a training log line is written at least this often
 
@@ -96,11 +99,14 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
         "latest": latest,
         "eta_seconds": 0 if finished else eta,
         "evaluations": evaluations,
+        "input_changes": vars(changes) if (changes := run_input_changes(settings)) else None,
     }
 
 
 def format_status(status: dict) -> str:
     lines = [f"run {status['run_dir']}: {'finished' if status['finished'] else 'in progress'}"]
+    if status["input_changes"]:
+        lines.append(f"WARNING: {InputChanges(**status['input_changes']).describe()}")
     if status["corpus"]:
         total = status["corpus"]["total"]
         lines.append(f"corpus: {corpus_documents_summary(total)}; {corpus_size_summary(total)}")
@@ -139,45 +145,17 @@ def vocabulary_inputs(settings: Settings) -> dict[str, list[str]]:
     return {"given": [], "shards": shards}
 
 
-def vocabulary_rerun_warning(settings: Settings) -> str | None:
-    """What a rerun of the vocabulary stage would make stale, said before it happens (None: it would not run).
+def run_input_changes(settings: Settings) -> InputChanges | None:
+    """What changed in the run's inputs since its checkpoints were trained: the plan, the dry run and the status say it.
 
-    Snakemake reruns the stage (rerun-triggers: mtime) when vocab.txt is
-    missing or older than its inputs (``vocabulary_inputs``): the corpus
-    shards, which are remade when a corpus file is newer than them, or a
-    given vocabulary. Every record file and checkpoint of the run was made
-    with the old vocabulary.
+    The corpus files are compared (by content) with what the preparation
+    read, a given vocabulary (``vocabulary_inputs``) with the run's
+    vocab.txt, and the run's vocabulary, model config and records with what
+    each checkpoint records.
     """
-    from .settings import corpus_files
-
-    run_dir = settings.run_dir
-    downstream = [
-        path for path in (
-            *(settings.records_dir(phase.max_seq_length) for phase in settings.phases),
-            *(os.path.join(run_dir, phase.name) for phase in settings.phases),
-        )
-        if os.path.isdir(path) and os.listdir(path)
-    ]
-    if not downstream:
-        return None
-    vocab = os.path.join(run_dir, "vocab.txt")
-    inputs = vocabulary_inputs(settings)
-    shards = inputs["shards"]
-    if not os.path.exists(vocab):
-        reason = f"{vocab} does not exist"
-    elif not all(os.path.exists(shard) for shard in shards):
-        reason = f"corpus shards are missing in {os.path.join(run_dir, 'corpus')}"
-    else:
-        changed = [path for path in inputs["given"] + shards if os.path.getmtime(path) > os.path.getmtime(vocab)]
-        if shards:
-            oldest_shard = min(os.path.getmtime(shard) for shard in shards)
-            changed += [path for path in corpus_files(settings) if os.path.getmtime(path) > oldest_shard]
-        if not changed:
-            return None
-        reason = f"{', '.join(sorted(changed)[:3])}{' ...' if len(changed) > 3 else ''} changed after it was made"
-    return (
-        f"the vocabulary stage of run {settings.run_name} would run again ({reason}). Everything made with the "
-        f"current vocabulary becomes stale: {', '.join(downstream)}. Records would be made again, and finished "
-        "segments would be refused as protected. To keep the run, restore vocab.txt or the corpus files as they "
-        "were; to start over, use a new run_name."
-    )
+    changed = changed_corpus_files(corpus_files(settings), settings.run_dir)
+    vocab = os.path.join(settings.run_dir, "vocab.txt")
+    for given in vocabulary_inputs(settings)["given"]:
+        if os.path.isfile(vocab) and os.path.isfile(given) and read_vocabulary(given) != read_vocabulary(vocab):
+            changed.append((given, f"has other tokens than the run's {vocab}"))
+    return input_changes(settings, changed)

@@ -41,6 +41,8 @@ class SegmentSettings:
     bert_config: BertConfig
     input_files: list[str]
     records_per_file: dict[str, int]
+    # The digests of the vocabulary, model config and records (run_inputs.training_inputs).
+    inputs: dict[str, str]
     output_dir: str
     init_checkpoint: str | None
     # The model the run continues from (init_from): the first segment starts from its weights.

@@ -20,7 +20,7 @@ from bert_pretraining.disk import estimate_disk, format_estimate  # noqa: E402
 from bert_pretraining.errors import run_main  # noqa: E402
 from bert_pretraining.prepare import corpus_sample_warnings, describe_corpus  # noqa: E402
 from bert_pretraining.settings import corpus_files, init_from_report, load_settings  # noqa: E402
-from bert_pretraining.status import vocabulary_rerun_warning  # noqa: E402
+from bert_pretraining.status import run_input_changes  # noqa: E402
 
 
 def main(argv=None):
@@ -32,9 +32,11 @@ def main(argv=None):
     init_from = init_from_report(settings)
     segments = settings.segments
     estimate = estimate_disk(settings)
+    changes = run_input_changes(settings)
     if args.json:
         print(json.dumps({"run_name": settings.run_name, "init_from": init_from,
-                          "segments": [vars(s) for s in segments], "disk": estimate}, indent=2))
+                          "segments": [vars(s) for s in segments], "disk": estimate,
+                          "input_changes": vars(changes) if changes else None}, indent=2))
         return 0
     training = settings.training
     print(f"run {settings.run_name} ({settings.run_dir}): {len(segments)} training segments")
@@ -54,12 +56,11 @@ def main(argv=None):
             f"decay to 0 at {phase.num_train_steps:,})"
         )
     print(format_estimate(estimate))
-    stale = vocabulary_rerun_warning(settings)
-    if stale:
-        print(f"WARNING: {stale}")
+    if changes:
+        print(f"ERROR: {changes.describe()}")
     for warning in corpus_sample_warnings(corpus_files(settings), settings.corpus):
         print(f"WARNING: {warning}")
-    return 0
+    return 1 if changes else 0
 
 
 if __name__ == "__main__":
