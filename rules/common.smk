@@ -244,3 +244,17 @@ def rank_launcher(wildcards, resources):
         f"{mpi} --nodes={resources.nodes} --ntasks-per-node={resources.tasks_per_node}"
         f" --cpus-per-task={resources.cpus_per_task} --kill-on-bad-exit=1"
     )
+
+
+# --- damaged final checkpoints (checkpoints.recover_checkpoint) ---
+# Before the DAG is built, a segment's final checkpoint that was cut (a full
+# disk, a crashed file server) is repaired from its .segment-ends/ copy, with
+# its modification time, so Snakemake reruns nothing; without an intact copy it
+# is moved into .damaged/, so Snakemake reruns that segment. Sizes only: no
+# hashing of gigabytes at every start (the jobs that read a checkpoint hash it).
+if workflow.is_main_process:
+    from bert_pretraining.checkpoints import normalize_prefix, recover_checkpoint
+
+    for _segment in SEGMENTS:
+        _index = checkpoint_files(_segment.phase, _segment.end_step)["index"]
+        recover_checkpoint(normalize_prefix(_index), hash_files=False)

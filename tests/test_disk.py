@@ -34,5 +34,5 @@ def test_production_estimate(monkeypatch):
     monkeypatch.chdir(REPO)
     estimate = estimate_disk(load_settings())
     assert 120e6 < estimate["parameters"] < 130e6  # BERT-base with a 50,000 vocabulary
-    assert estimate["checkpoints_kept"] == 5 + 3 * 2
+    assert estimate["checkpoints_kept"] == 2 * 5 + 3 * 2  # each segment end twice: published and its copy
     assert estimate["total_bytes"] > estimate["checkpoints_total_bytes"]

@@ -72,25 +72,30 @@ class CheckpointManager:
            after a failure, a timeout or a kill resumes there, input position too).
         2. Else ``init_checkpoint``: the previous segment's final checkpoint; from
            the previous phase, the input position restarts at 0 (new records).
+           A damaged one is repaired from its .segment-ends/ copy
+           (checkpoints.recover_checkpoint).
         3. Else, for the run's first segment, the weights of ``init_from`` (a
            released model; its missing heads and the optimizer start fresh, at
            step 0), or fresh weights.
         """
-        own = checkpoints.newest_valid_checkpoint(self.directory, min_step=self.start_step, max_step=self.end_step)
+        # The checkpoint at start_step is the previous segment's final one: given as
+        # init_checkpoint, it is read below, where a damaged one is repaired.
+        first = self.start_step + 1 if self.init_checkpoint else self.start_step
+        own = checkpoints.newest_valid_checkpoint(self.directory, min_step=first, max_step=self.end_step)
         if own is not None:
             self._restore(state, own.prefix, keep_input_position=True)
             return f"resuming from {own.prefix} (step {own.step})"
         if self.init_checkpoint:
             prefix = checkpoints.normalize_prefix(self.init_checkpoint)
             same_phase = os.path.realpath(os.path.dirname(prefix)) == os.path.realpath(self.directory)
-            if checkpoints.verify_checkpoint(prefix):
-                # The final checkpoint may have lost its declared files: use its link.
-                step = checkpoints.step_of(prefix)
-                linked = checkpoints.newest_valid_checkpoint(os.path.dirname(prefix), min_step=step, max_step=step)
-                if linked is None:
-                    problems = "; ".join(checkpoints.verify_checkpoint(prefix))
-                    raise CheckpointError(f"--init_checkpoint {prefix} cannot be used: {problems}")
-                prefix = linked.prefix
+            previous = checkpoints.recover_checkpoint(prefix)
+            if previous is None:
+                raise CheckpointError(
+                    f"--init_checkpoint {prefix} cannot be used: neither it nor its copy in "
+                    f"{checkpoints.SEGMENT_ENDS_DIR}/ is intact; expected the previous segment's final checkpoint "
+                    "(run the workflow again: it retrains that segment)"
+                )
+            prefix = previous.prefix
             self._restore(state, prefix, keep_input_position=same_phase)
             return f"initialised from {prefix}"
         if self.start_step == 0 and self.init_from is not None:
@@ -118,18 +123,16 @@ class CheckpointManager:
         return ref
 
     def finish(self, state) -> None:
-        """Publish the final checkpoint (the rule's output) and its .segment-ends link; wait for all ranks.
+        """Publish the final checkpoint (the rule's output) and its .segment-ends copy; wait for all ranks.
 
         A final checkpoint already written (by a run that was then killed, or
-        kept only as its link after Snakemake deleted the outputs of a failed
+        kept only as its copy after Snakemake deleted the outputs of a failed
         job) is republished, not written again.
         """
         if self.replica.is_chief:
-            existing = checkpoints.newest_valid_checkpoint(
-                self.directory, min_step=self.end_step, max_step=self.end_step
-            )
+            existing = checkpoints.recover_checkpoint(checkpoints.checkpoint_prefix(self.directory, self.end_step))
             ref = checkpoints.republish(existing, self.directory) if existing else self.save(state)
-            checkpoints.link_segment_end(ref)
+            checkpoints.copy_segment_end(ref)
             checkpoints.prune_checkpoints(self.directory, self.keep)
             log.info("segment finished at step %d: %s", self.end_step, ref.prefix)
         self.replica.barrier()  # the segment's output exists when any rank reports success

@@ -13,9 +13,12 @@ manifest and finally the index are renamed into place. The index appears
 last, so a checkpoint whose index exists is complete; a killed save leaves
 only a ``.saving-*`` directory, which the next save removes.
 
-Each segment's final checkpoint is also hard-linked into ``.segment-ends/``:
-Snakemake deletes a failed job's declared outputs (a TIMEOUT after the final
-save, for example), and the link keeps the data, at no extra disk cost.
+Each segment's final checkpoint is also copied into ``.segment-ends/`` (a
+copy, verified against the manifest, not a hard link: a link would share the
+damage of a cut or corrupted file). Snakemake deletes a failed job's declared
+outputs (a TIMEOUT after the final save, for example), and the copy keeps the
+data; a damaged final checkpoint is repaired from it (``recover_checkpoint``).
+Damaged files are moved into ``.damaged/``, never deleted.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ DATA_SUFFIX = ".data-00000-of-00001"
 INDEX_SUFFIX = ".index"
 MANIFEST_SUFFIX = ".manifest.json"
 SEGMENT_ENDS_DIR = ".segment-ends"
+DAMAGED_DIR = ".damaged"
 _INDEX_NAME = re.compile(r"^model\.ckpt-(\d+)\.index$")
 
 
@@ -61,6 +65,11 @@ def step_of(prefix: str) -> int:
     if not match:
         raise CheckpointError(f"{prefix}: expected a checkpoint prefix of the form model.ckpt-<step>")
     return int(match.group(1))
+
+
+def segment_end_copy(prefix: str) -> str:
+    """Where the .segment-ends/ copy of the checkpoint ``prefix`` (in its phase directory) lives."""
+    return os.path.join(os.path.dirname(prefix), SEGMENT_ENDS_DIR, os.path.basename(prefix))
 
 
 def normalize_prefix(path: str) -> str:
@@ -173,11 +182,12 @@ def list_checkpoints(directory: str, include_segment_ends: bool = True) -> list[
     return [found[step] for step in sorted(found)]
 
 
-def verify_checkpoint(prefix: str) -> list[str]:
+def verify_checkpoint(prefix: str, *, hash_files: bool = True) -> list[str]:
     """Problems found in a checkpoint's files; an empty list means it is intact.
 
     Checkpoints written by other tools have no manifest: they are accepted when
-    both files exist and TensorFlow can read the index.
+    both files exist and TensorFlow can read the index. ``hash_files=False``
+    compares sizes only (seconds saved per gigabyte; finds cut files, not flipped bits).
     """
     problems = []
     for path in (prefix + INDEX_SUFFIX, prefix + DATA_SUFFIX):
@@ -200,7 +210,7 @@ def verify_checkpoint(prefix: str) -> list[str]:
             size = os.path.getsize(path)
             if size != entry["bytes"]:
                 problems.append(f"{path} has {size} bytes, expected {entry['bytes']} (truncated?)")
-            elif file_sha256(path) != entry["sha256"]:
+            elif hash_files and file_sha256(path) != entry["sha256"]:
                 problems.append(f"{path} does not match its SHA-256 in {os.path.basename(manifest_path)} (corrupted)")
         return problems
     try:
@@ -219,16 +229,141 @@ def newest_valid_checkpoint(
 
     A damaged newer checkpoint is skipped with a warning that names its files,
     so a crash during a save or a corrupted disk block costs one checkpoint
-    interval, not the run.
+    interval, not the run. A damaged segment end is read from its .segment-ends/
+    copy if that is intact (nothing is moved here: recover_checkpoint repairs).
     """
     for ref in reversed(list_checkpoints(directory)):
         if (min_step is not None and ref.step < min_step) or (max_step is not None and ref.step > max_step):
             continue
-        problems = verify_checkpoint(ref.prefix)
-        if not problems:
-            return ref
-        log.warning("skipping damaged checkpoint model.ckpt-%d: %s", ref.step, "; ".join(problems))
+        main = checkpoint_prefix(directory, ref.step)
+        for prefix in (main, segment_end_copy(main)):
+            if not os.path.exists(prefix + INDEX_SUFFIX):
+                continue
+            problems = verify_checkpoint(prefix)
+            if not problems:
+                return CheckpointRef(ref.step, prefix)
+            log.warning("skipping damaged checkpoint %s: %s", prefix, "; ".join(problems))
     return None
+
+
+def recover_checkpoint(prefix: str, *, hash_files: bool = True) -> CheckpointRef | None:
+    """The intact checkpoint ``prefix`` (a segment's final one), repaired from its .segment-ends/ copy if damaged.
+
+    - intact: returned as it is;
+    - not published under its name (no index: Snakemake deleted a failed job's
+      outputs, or a save is under way): nothing is moved, and the copy is
+      returned if intact (the segment's rerun republishes it);
+    - damaged, copy intact: the damaged files go into .damaged/ and the copy is
+      republished under the name with its modification time, so Snakemake sees
+      nothing changed and reruns nothing;
+    - damaged, no intact copy: both go into .damaged/ and None is returned: the
+      declared output is missing, so Snakemake reruns that segment, which
+      resumes from its newest intact checkpoint.
+
+    Nothing is deleted. ``hash_files=False`` compares sizes only: cheap enough
+    for every workflow start, and it finds cut files.
+    """
+    step = step_of(prefix)
+    problems = verify_checkpoint(prefix, hash_files=hash_files)
+    if not problems:
+        return CheckpointRef(step, prefix)
+    copy = segment_end_copy(prefix)
+    copy_problems = verify_checkpoint(copy, hash_files=hash_files)
+    if not os.path.exists(prefix + INDEX_SUFFIX):
+        return None if copy_problems else CheckpointRef(step, copy)
+    directory = os.path.dirname(prefix)
+    moved = _set_aside(prefix)
+    if not copy_problems:
+        _copy_checkpoint(copy, prefix, hash_files=hash_files)
+        _write_checkpoint_state(directory, step)
+        log.warning(
+            "skipping damaged checkpoint %s: %s; its files were moved to %s and its intact copy in %s/ "
+            "was put back under its name (same modification time: Snakemake reruns nothing)",
+            prefix, "; ".join(problems), moved, SEGMENT_ENDS_DIR,
+        )
+        return CheckpointRef(step, prefix)
+    moved_copy = _set_aside(copy)
+    _write_checkpoint_state(directory, step)
+    log.warning(
+        "skipping damaged checkpoint %s: %s; its copy in %s/ is not intact either (%s); moved to %s%s. "
+        "Snakemake will rerun the segment that ends at step %d; it resumes from the newest intact checkpoint "
+        "before it and, training being deterministic, ends with the same model",
+        prefix, "; ".join(problems), SEGMENT_ENDS_DIR, "; ".join(copy_problems), moved,
+        f" and {moved_copy}" if moved_copy else "", step,
+    )
+    return None
+
+
+def recovered_prefix(path: str) -> str:
+    """The prefix to read for a checkpoint given as a prefix or one of its files, repaired if damaged.
+
+    Unchanged when it cannot be repaired: the reader then says what is missing
+    (recover_checkpoint has logged what it set aside and why).
+    """
+    prefix = normalize_prefix(path)
+    ref = recover_checkpoint(prefix)
+    return ref.prefix if ref else prefix
+
+
+def _existing_files(prefix: str) -> list[str]:
+    """The checkpoint's files that exist, index first (a half-moved checkpoint must not look complete)."""
+    return [prefix + suffix for suffix in (INDEX_SUFFIX, MANIFEST_SUFFIX, DATA_SUFFIX) if os.path.exists(prefix + suffix)]
+
+
+def _set_aside(prefix: str) -> str | None:
+    """Move a damaged checkpoint's files into <phase dir>/.damaged/<name>-<n>/; return that directory.
+
+    Moved, not deleted: nothing that exists is lost, and the name under which
+    it was published is free for an intact checkpoint.
+    """
+    files = _existing_files(prefix)
+    if not files:
+        return None
+    directory = os.path.dirname(prefix)
+    name = os.path.basename(prefix)
+    if os.path.basename(directory) == SEGMENT_ENDS_DIR:
+        directory, name = os.path.dirname(directory), f"{name}.segment-end-copy"
+    number = 1
+    while True:
+        target = os.path.join(directory, DAMAGED_DIR, f"{name}-{number}")
+        try:
+            os.makedirs(target)
+            break
+        except FileExistsError:
+            number += 1
+    for path in files:
+        try:
+            os.rename(path, os.path.join(target, os.path.basename(path)))
+        except FileNotFoundError:
+            pass  # another process moved it first
+    _fsync_directory(os.path.dirname(prefix))
+    return target
+
+
+def _copy_checkpoint(source: str, target: str, *, hash_files: bool = True) -> None:
+    """Copy a checkpoint's files, modification times kept, index last; verify the copy against the manifest.
+
+    The times matter: Snakemake compares those of declared outputs, and a
+    republished final checkpoint must not look newer than what was trained from it.
+    """
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    for suffix in (DATA_SUFFIX, MANIFEST_SUFFIX, INDEX_SUFFIX):
+        if not os.path.exists(source + suffix):
+            continue  # checkpoints of other tools have no manifest
+        temporary = os.path.join(directory, f".{os.path.basename(target)}{suffix}.copying-{os.getpid()}")
+        shutil.copy2(source + suffix, temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        _replace(temporary, target + suffix)
+    _fsync_directory(directory)
+    problems = verify_checkpoint(target, hash_files=hash_files)
+    if problems:
+        moved = _set_aside(target)
+        raise CheckpointError(
+            f"the copy of checkpoint {source} at {target} does not match its manifest: {'; '.join(problems)} "
+            f"(moved to {moved}); expected an identical copy: is the disk full or failing?"
+        )
 
 
 def read_checkpoint(prefix: str, expected: dict[str, tuple[tuple[int, ...], str]], *, verify: bool = True) -> dict:
@@ -262,34 +397,31 @@ def read_checkpoint(prefix: str, expected: dict[str, tuple[tuple[int, ...], str]
     return values
 
 
-def link_segment_end(ref: CheckpointRef) -> None:
-    """Hard-link a segment's final checkpoint into .segment-ends/ (copy if links fail)."""
-    directory = os.path.dirname(ref.prefix)
-    backup_dir = os.path.join(directory, SEGMENT_ENDS_DIR)
-    os.makedirs(backup_dir, exist_ok=True)
-    for suffix in (DATA_SUFFIX, MANIFEST_SUFFIX, INDEX_SUFFIX):
-        source = ref.prefix + suffix
-        target = os.path.join(backup_dir, os.path.basename(ref.prefix) + suffix)
-        if not os.path.exists(source) or os.path.exists(target):
-            continue
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copy2(source, target)
+def copy_segment_end(ref: CheckpointRef) -> None:
+    """Copy a segment's final checkpoint into .segment-ends/ and verify the copy.
+
+    A copy already there is kept if it is intact and not a hard link to the
+    same files (as runs of earlier versions made them).
+    """
+    copy = segment_end_copy(ref.prefix)
+    if os.path.exists(copy + INDEX_SUFFIX) and not _same_files(ref.prefix, copy) and not verify_checkpoint(copy):
+        return
+    _copy_checkpoint(ref.prefix, copy)
+
+
+def _same_files(prefix: str, other: str) -> bool:
+    try:
+        return os.path.samefile(prefix + DATA_SUFFIX, other + DATA_SUFFIX)
+    except OSError:
+        return False
 
 
 def republish(ref: CheckpointRef, directory: str) -> CheckpointRef:
-    """Put a checkpoint from .segment-ends/ back under its name in ``directory``."""
+    """Put a checkpoint from .segment-ends/ back under its name in ``directory`` (a copy, times kept)."""
     target_prefix = checkpoint_prefix(directory, ref.step)
     if ref.prefix == target_prefix:
         return ref
-    for suffix in (DATA_SUFFIX, MANIFEST_SUFFIX, INDEX_SUFFIX):
-        source, target = ref.prefix + suffix, target_prefix + suffix
-        if os.path.exists(source) and not os.path.exists(target):
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
+    _copy_checkpoint(ref.prefix, target_prefix)
     _write_checkpoint_state(directory, ref.step)
     return CheckpointRef(ref.step, target_prefix)
 
@@ -297,7 +429,7 @@ def republish(ref: CheckpointRef, directory: str) -> CheckpointRef:
 def prune_checkpoints(directory: str, keep: int) -> list[int]:
     """Delete all but the newest ``keep`` intermediate checkpoints; return the steps deleted.
 
-    Segment-end checkpoints (those linked in .segment-ends/) are never deleted.
+    Segment-end checkpoints (those copied in .segment-ends/) are never deleted.
     """
     ends = {ref.step for ref in list_checkpoints(os.path.join(directory, SEGMENT_ENDS_DIR), False)}
     intermediates = [

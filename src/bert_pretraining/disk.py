@@ -3,7 +3,8 @@
 Checkpoints: every float32 weight plus Adam's two moments, i.e. 12 bytes per
 parameter (BERT-base with a 50,000 vocabulary: about 1.3 GB). A phase keeps
 its newest ``keep_checkpoints`` intermediate checkpoints and every segment's
-final one. Records: measured on the demo corpus (make demo, dupe factor 2),
+final one, twice: the published one and its copy in .segment-ends/ (a copy,
+so that damage to one leaves the other). Records: measured on the demo corpus (make demo, dupe factor 2),
 the records take RECORD_BYTES_PER_CORPUS_BYTE bytes per corpus byte and per
 dupe; length 512 takes more because short documents leave instances padded
 with zeros (one byte each as varints). A corpus of long documents needs less.
@@ -26,7 +27,7 @@ def estimate_disk(settings: Settings, vocab_size: int | None = None) -> dict:
     config = BertConfig(vocab_size=vocab_size or settings.vocabulary.size, **model.bert_config())
     parameters = parameter_count(config, model.use_next_sentence_prediction)  # the checkpoint holds every variable
     checkpoint = parameters * BYTES_PER_PARAMETER_IN_CHECKPOINT
-    kept_checkpoints = len(settings.segments) + settings.training.keep_checkpoints * len(settings.phases)
+    kept_checkpoints = 2 * len(settings.segments) + settings.training.keep_checkpoints * len(settings.phases)
     # Text bytes, not file bytes: compressed files are estimated from their first MiB.
     corpus = sum(uncompressed_size(path) for path in corpus_files(settings))
     dupe = settings.records.dupe_factor
@@ -60,7 +61,7 @@ def format_estimate(estimate: dict) -> str:
         f"model: {estimate['parameters'] / 1e6:.1f} M parameters, "
         f"{human_bytes(estimate['checkpoint_bytes'])} per checkpoint (weights + Adam moments)",
         f"checkpoints kept: {estimate['checkpoints_kept']} "
-        f"(every segment's final one + keep_checkpoints per phase): {human_bytes(estimate['checkpoints_total_bytes'])}",
+        f"(every segment's final one and its copy + keep_checkpoints per phase): {human_bytes(estimate['checkpoints_total_bytes'])}",
         f"prepared corpus (one file per input file): {human_bytes(estimate['prepared_bytes'])}",
         f"corpus shards: {human_bytes(estimate['shards_bytes'])}",
     ]

@@ -30,7 +30,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logging()
 
-    from bert_pretraining.checkpoints import normalize_prefix
+    from bert_pretraining.checkpoints import recovered_prefix
     from bert_pretraining.evaluation import evaluate_checkpoint
     from bert_pretraining.inputs import expand_input_files
     from bert_pretraining.modeling import BertConfig
@@ -44,7 +44,7 @@ def main(argv=None):
             max_predictions_per_seq=args.max_predictions_per_seq,
         )
     result = evaluate_checkpoint(
-        normalize_prefix(args.checkpoint),
+        recovered_prefix(args.checkpoint),  # a damaged final checkpoint is repaired from its copy
         BertConfig.from_json_file(args.bert_config_file),
         expand_input_files(args.input_file),
         batch_size=args.batch_size,
