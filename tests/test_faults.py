@@ -13,6 +13,7 @@ FAULT_FULL_DEMO=1 makes the `make demo` test use the real demo config and compar
 with the demo_run fixture (several minutes more).
 """
 
+import json
 import os
 import random
 import re
@@ -20,10 +21,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 
+from bert_pretraining.files import file_sha256
 from fault_helpers import (
     AFTER_EVENTS,
     ALL_SAVES,
@@ -417,3 +420,66 @@ def test_a_stop_signal_saves_the_current_step_and_exits_for_a_rerun(signal_name,
     rerun = subprocess.run(rerun_command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert f"resuming from {output}/model.ckpt-{step} (step {step})" in rerun.stdout + rerun.stderr
+
+
+def append_document(path: str, text: str) -> None:
+    """Add a JSON Lines record to a zstd-compressed corpus file, as a user adding a document would."""
+    import zstandard
+
+    with open(path, "rb") as handle:
+        lines = zstandard.ZstdDecompressor().stream_reader(handle).read()
+    with open(path, "wb") as handle:
+        handle.write(zstandard.ZstdCompressor().compress(lines + json.dumps({"text": text}).encode() + b"\n"))
+
+
+def as_nobody(command: list[str]) -> list[str]:
+    """An ordinary user's command: for it, Snakemake's write protection of finished checkpoints applies."""
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *command]
+
+
+@pytest.mark.slow
+@pytest.mark.snakemake
+def test_a_changed_corpus_stops_a_finished_run_before_anything_runs(reference, tmp_path):
+    """As root and as an ordinary user: the plan, the dry run, the run and the status name the change alike."""
+    workdir = tempfile.mkdtemp(prefix="changed-corpus-", dir="/tmp")  # an ordinary user can reach it
+    try:
+        shutil.copytree(os.path.dirname(os.path.dirname(reference)), workdir, symlinks=True, dirs_exist_ok=True)
+        run_dir = os.path.join(workdir, "results", RUN)
+        corpus = os.path.join(workdir, "demo", "corpus", "python-docs.jsonl.zst")
+        kept = {path: file_sha256(os.path.join(run_dir, path)) for path in ("vocab.txt", "export/hf/model.safetensors")}
+        original = open(corpus, "rb").read()
+        append_document(corpus, "A document added after the run finished. It changes the vocabulary and records.")
+        since = min(ref.step for ref in checkpoints_of(run_dir))
+        told = f"inputs changed since step {since}: corpus file demo/corpus/python-docs.jsonl.zst has another content"
+        plan = subprocess.run([sys.executable, "workflow/scripts/plan.py", "--configfile", CONFIG], cwd=workdir,
+                              capture_output=True, text=True)
+        assert plan.returncode == 1 and told in plan.stdout, plan.stdout + plan.stderr
+        status = subprocess.run([sys.executable, "workflow/scripts/status.py", "--configfile", CONFIG], cwd=workdir,
+                                capture_output=True, text=True)
+        assert status.returncode == 0 and told in status.stdout, status.stdout + status.stderr
+        for command in (snakemake_command("-n"), snakemake_command()):
+            result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+            assert result.returncode != 0 and told in result.stdout + result.stderr, result.stderr[-3000:]
+        subprocess.run(["chown", "-R", "65534:65534", workdir], check=True)
+        result = subprocess.run(as_nobody(snakemake_command()), cwd=workdir, capture_output=True, text=True,
+                                env={**os.environ, "HOME": workdir})
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and told in output and "ProtectedOutputException" not in output, output[-3000:]
+        assert {path: file_sha256(os.path.join(run_dir, path)) for path in kept} == kept  # nothing was remade
+        # The content restored, with a new modification time: no alarm.
+        with open(corpus, "wb") as handle:
+            handle.write(original)
+        plan = subprocess.run([sys.executable, "workflow/scripts/plan.py", "--configfile", CONFIG], cwd=workdir,
+                              capture_output=True, text=True)
+        assert plan.returncode == 0 and "inputs changed" not in plan.stdout, plan.stdout + plan.stderr
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def checkpoints_of(run_dir: str):
+    from bert_pretraining import checkpoints
+
+    return [
+        ref for phase in ALL_SAVES
+        for ref in checkpoints.list_checkpoints(os.path.join(run_dir, phase), include_segment_ends=False)
+    ]
