@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,9 @@ pytest.importorskip("safetensors")
 from bert_pretraining import checkpoints, export  # noqa: E402
 from bert_pretraining.errors import CheckpointError, WorkflowError  # noqa: E402
 from bert_pretraining.evaluation import load_model  # noqa: E402
+from bert_pretraining.files import file_sha256  # noqa: E402
 from bert_pretraining.modeling import BertConfig, BertPretrainer  # noqa: E402
+from bert_pretraining.run_inputs import bert_config_digest  # noqa: E402
 from bert_pretraining.tokenization import load_tokenizer, train_vocabulary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +85,8 @@ def make_checkpoint(directory, *, do_lower_case, use_nsp, hidden_act, seed):
         input_position=tf.constant(99, tf.int64),
         skipped_steps=tf.constant(2, tf.int64),
     )
-    ref = checkpoints.save_checkpoint(str(directory / "phase128"), 1234, tensors)
+    trained_on = {"vocab_sha256": file_sha256(vocab_path), "bert_config_sha256": bert_config_digest(config_path)}
+    ref = checkpoints.save_checkpoint(str(directory / "phase128"), 1234, tensors, inputs=trained_on)
     return {"prefix": ref.prefix, "config": config_path, "vocab": vocab_path, "bert_config": config}
 
 
@@ -378,9 +382,15 @@ def test_checkpoint_of_another_model_size_is_refused(mlm_only_export, tmp_path):
     bigger = BertConfig(**{**source["bert_config"].to_dict(), "hidden_size": 48, "num_attention_heads": 4})
     config_path = str(tmp_path / "bert_config.json")
     bigger.to_json_file(config_path)
-    with pytest.raises(CheckpointError, match=r"has shape \[\d+, 32\], the model expects \[\d+, 48\]"):
+    with pytest.raises(CheckpointError, match=r"the model config \(bert_config.json\) changed"):
         export.export_model(source["prefix"], config_path, source["vocab"], str(tmp_path / "out"),
                             do_lower_case=True)
+    # A checkpoint that does not record its inputs (another tool's) is refused by the shapes of its tensors.
+    unrecorded = str(tmp_path / "model.ckpt-1234")
+    for suffix in (checkpoints.INDEX_SUFFIX, checkpoints.DATA_SUFFIX):
+        shutil.copy(source["prefix"] + suffix, unrecorded + suffix)
+    with pytest.raises(CheckpointError, match=r"has shape \[\d+, 32\], the model expects \[\d+, 48\]"):
+        export.export_model(unrecorded, config_path, source["vocab"], str(tmp_path / "out"), do_lower_case=True)
     assert no_export_left(tmp_path, "out")
 
 
@@ -389,6 +399,18 @@ def test_vocabulary_of_another_size_is_refused(mlm_only_export, tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text(Path(source["vocab"]).read_text() + "extra\n")
     with pytest.raises(WorkflowError, match="tokens but .* says vocab_size"):
+        export.export_model(source["prefix"], source["config"], str(vocab), str(tmp_path / "out"), do_lower_case=True)
+    assert no_export_left(tmp_path, "out")
+
+
+def test_a_vocabulary_the_weights_were_not_trained_with_is_refused(mlm_only_export, tmp_path):
+    """Same size, two ids swapped: the embedding rows would no longer match the tokenizer."""
+    source, _, _ = mlm_only_export
+    tokens = Path(source["vocab"]).read_text().splitlines()
+    tokens[-1], tokens[-2] = tokens[-2], tokens[-1]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(tokens) + "\n")
+    with pytest.raises(CheckpointError, match=r"trained on other inputs .*the vocabulary \(vocab.txt\) changed"):
         export.export_model(source["prefix"], source["config"], str(vocab), str(tmp_path / "out"), do_lower_case=True)
     assert no_export_left(tmp_path, "out")
 
