@@ -344,7 +344,9 @@ def _copy_checkpoint(source: str, target: str, *, hash_files: bool = True) -> No
     """Copy a checkpoint's files, modification times kept, index last; verify the copy against the manifest.
 
     The times matter: Snakemake compares those of declared outputs, and a
-    republished final checkpoint must not look newer than what was trained from it.
+    republished final checkpoint must not look newer than what was trained from
+    it. (A copy's time is the save's; Snakemake touches a job's outputs a moment
+    later, so a republished checkpoint is a little older than it was: harmless.)
     """
     directory = os.path.dirname(target)
     os.makedirs(directory, exist_ok=True)
