@@ -18,6 +18,7 @@ import os
 from . import checkpoints
 from .errors import CheckpointError
 from .replica import Replica
+from .run_inputs import check_checkpoint_inputs
 from .source_model import SourceModel, read_weights
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class CheckpointManager:
         init_checkpoint: str | None = None,
         init_from: SourceModel | None = None,
         use_next_sentence_prediction: bool = True,
+        inputs: dict | None = None,
     ):
         self.directory = directory
         self.keep = keep
@@ -55,6 +57,8 @@ class CheckpointManager:
         self.init_checkpoint = init_checkpoint
         self.init_from = init_from
         self.use_next_sentence_prediction = use_next_sentence_prediction
+        # What this segment trains on (run_inputs): recorded in each save, checked in each restore.
+        self.inputs = inputs or {}
 
     @classmethod
     def for_segment(cls, settings, replica: Replica) -> "CheckpointManager":
@@ -63,6 +67,7 @@ class CheckpointManager:
             settings.output_dir, keep=settings.keep_checkpoints, start_step=settings.start_step,
             end_step=settings.end_step, replica=replica, init_checkpoint=settings.init_checkpoint,
             init_from=settings.init_from, use_next_sentence_prediction=settings.use_next_sentence_prediction,
+            inputs=settings.inputs,
         )
 
     def restore_or_initialize(self, state) -> str:
@@ -83,6 +88,7 @@ class CheckpointManager:
         first = self.start_step + 1 if self.init_checkpoint else self.start_step
         own = checkpoints.newest_valid_checkpoint(self.directory, min_step=first, max_step=self.end_step)
         if own is not None:
+            check_checkpoint_inputs(own.prefix, self.inputs)
             self._restore(state, own.prefix, keep_input_position=True)
             return f"resuming from {own.prefix} (step {own.step})"
         if self.init_checkpoint:
@@ -96,6 +102,7 @@ class CheckpointManager:
                     "(run the workflow again: it retrains that segment)"
                 )
             prefix = previous.prefix
+            check_checkpoint_inputs(prefix, self.inputs, same_phase=same_phase)
             self._restore(state, prefix, keep_input_position=same_phase)
             return f"initialised from {prefix}"
         if self.start_step == 0 and self.init_from is not None:
@@ -117,7 +124,9 @@ class CheckpointManager:
         """Rank 0: write the state at its global step and prune old steps (other ranks: nothing)."""
         if not self.replica.is_chief:
             return None
-        ref = checkpoints.save_checkpoint(self.directory, int(state.global_step.numpy()), state.tensors_by_name())
+        ref = checkpoints.save_checkpoint(
+            self.directory, int(state.global_step.numpy()), state.tensors_by_name(), inputs=self.inputs
+        )
         deleted = checkpoints.prune_checkpoints(self.directory, self.keep)
         log.info("saved %s%s", ref.prefix, f" (removed old steps {deleted})" if deleted else "")
         return ref

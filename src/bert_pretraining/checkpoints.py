@@ -93,8 +93,11 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def save_checkpoint(directory: str, step: int, tensors: dict) -> CheckpointRef:
-    """Write ``tensors`` (name -> tensor or variable) as model.ckpt-<step>, atomically."""
+def save_checkpoint(directory: str, step: int, tensors: dict, inputs: dict | None = None) -> CheckpointRef:
+    """Write ``tensors`` (name -> tensor or variable) as model.ckpt-<step>, atomically.
+
+    ``inputs``: the digests of what the weights were trained on (run_inputs), kept in the manifest.
+    """
     import tensorflow as tf
 
     os.makedirs(directory, exist_ok=True)
@@ -115,6 +118,7 @@ def save_checkpoint(directory: str, step: int, tensors: dict) -> CheckpointRef:
             "step": int(step),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "num_tensors": len(names),
+            **({"inputs": inputs} if inputs else {}),
             "files": {
                 os.path.basename(checkpoint_prefix(directory, step) + suffix): {
                     "bytes": os.path.getsize(staged_prefix + suffix),
@@ -180,6 +184,15 @@ def list_checkpoints(directory: str, include_segment_ends: bool = True) -> list[
                 step = int(match.group(1))
                 found[step] = CheckpointRef(step, os.path.join(place, name[: -len(INDEX_SUFFIX)]))
     return [found[step] for step in sorted(found)]
+
+
+def read_manifest(prefix: str) -> dict | None:
+    """A checkpoint's manifest (None: none, as for checkpoints of other tools, or unreadable)."""
+    try:
+        manifest = read_json(prefix + MANIFEST_SUFFIX)
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def verify_checkpoint(prefix: str, *, hash_files: bool = True) -> list[str]:
