@@ -6,7 +6,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+include: "rules/config.smk"
+
+
+configfile: WORKFLOW_CONFIG
 
 
 report: "workflow/report/workflow.rst"

@@ -212,3 +212,20 @@ def test_missing_special_tokens_in_given_vocabulary(tmp_path):
     returncode, output = dry_run(tmp_path, config)
     assert_refused(returncode, output, f"vocabulary.file: {vocab}: the vocabulary lacks the special token(s) [SEP] [MASK]")
 
+
+
+def test_a_yaml_error_in_the_workflows_config_yaml_names_its_line(tmp_path):
+    """rules/config.smk reads config.yaml before Snakemake's `configfile:`, whose message names no file or line.
+
+    A --configfile is read by Snakemake before the Snakefile, out of the
+    workflow's reach (docs/upstream/snakemake-configfile-yaml-error.md).
+    """
+    with open(os.path.join(REPO, "config.yaml"), encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    broken = next(index for index, line in enumerate(lines) if line.startswith("run_name: "))
+    lines[broken] = lines[broken].replace("run_name: ", "run_name: [")
+    (tmp_path / "config.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = snakemake(tmp_path, "-n", "--snakefile", os.path.join(REPO, "Snakefile"), timeout=120)
+    output = result.stdout + result.stderr
+    assert_refused(result.returncode, output, "config file config.yaml is not valid YAML")
+    assert f'in "config.yaml", line {broken + 1}, column' in output, output

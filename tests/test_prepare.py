@@ -8,6 +8,7 @@ import lzma
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,15 @@ def test_cut_long_gives_short_pieces_that_join_back(sentence, limit):
     assert all(0 < len(piece) <= limit for piece in pieces)
     assert "".join(pieces).replace(" ", "") == sentence.replace(" ", "")
     assert len(" ".join(pieces)) <= len(sentence) + len(pieces)
+
+
+def test_cut_long_takes_linear_time_on_a_50_mb_line():
+    """0.1 s here; cutting by slicing off the rest copied it at every piece: about 5 minutes."""
+    sentence = " ".join(["sana"] * 10_000_000)
+    started = time.perf_counter()
+    pieces = cut_long(sentence, 500)
+    assert time.perf_counter() - started < 10
+    assert len(pieces) == 100_000 and pieces[-1] == " ".join(["sana"] * 100)
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,17 @@ Everything a user can cause (a bad config value, a corpus file that is not
 UTF-8, records that do not match the training flags) is raised as a
 ``WorkflowError`` whose message names the file, key or value and what was
 expected. Scripts print it as one line and exit with status 2, instead of a
-traceback from deep inside a library.
+traceback from deep inside a library. So is a file the user has made
+unwritable (a run directory left read-only, a file system mounted read-only).
 """
 
+import errno
+import os
 import sys
+
+# What a user can do to the run's files: take away their permissions (EACCES,
+# EPERM) or mount them read-only (EROFS). Other OSErrors keep their traceback.
+PERMISSION_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class WorkflowError(Exception):
@@ -35,9 +42,51 @@ class CheckpointError(WorkflowError):
 
 
 def run_main(main, argv=None):
-    """Run ``main(argv)``; report a WorkflowError as one clear line, exit 2."""
+    """Run ``main(argv)``; report a WorkflowError or a permission error as one clear line, exit 2."""
     try:
         return main(argv)
     except WorkflowError as error:
-        print(f"error: {error}", file=sys.stderr)
+        cause = error.__cause__
+        advice = f"; {permission_advice(cause)}" if is_permission_error(cause) else ""
+        print(f"error: {error}{advice}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:
+        if not is_permission_error(error):
+            raise
+        print(f"error: cannot access {os.fsdecode(error.filename)}: {permission_reason(error)}; "
+              f"{permission_advice(error)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def is_permission_error(error) -> bool:
+    """An OSError about a named file that the user's permissions or mounts refuse."""
+    return isinstance(error, OSError) and error.errno in PERMISSION_ERRNOS and error.filename is not None
+
+
+def permission_reason(error: OSError) -> str:
+    return "read-only file system" if error.errno == errno.EROFS else "permission denied"
+
+
+def permission_advice(error: OSError) -> str:
+    """What to run so that the job can write the file of ``error``."""
+    if error.errno == errno.EROFS:
+        return "put results_dir on a writable file system (or remount it read-write) and rerun"
+    locked = locked_directory(os.fsdecode(error.filename))
+    return f"give this user read and write access (chmod -R u+rwX {locked}; g+rwX if a group shares the run) and rerun"
+
+
+def locked_directory(path: str) -> str:
+    """The outermost of the unwritable directories that hold ``path``; ``path`` itself if none is.
+
+    A run directory made read-only (chmod -R a-w results/demo) is named whole,
+    rather than the one file the job happened to open first.
+    """
+    locked = path
+    directory = os.path.dirname(os.path.normpath(path))
+    while directory and os.path.isdir(directory) and not os.access(directory, os.W_OK | os.X_OK):
+        locked = directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return locked

@@ -67,11 +67,15 @@ class AtomicFile:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         self.temp_path = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-        if mode == "w":
-            # newline="\n": the same bytes on every platform (determinism).
-            self.file = open(self.temp_path, "w", encoding="utf-8", newline="\n")
-        else:
-            self.file = open(self.temp_path, "wb")
+        try:
+            if mode == "w":
+                # newline="\n": the same bytes on every platform (determinism).
+                self.file = open(self.temp_path, "w", encoding="utf-8", newline="\n")
+            else:
+                self.file = open(self.temp_path, "wb")
+        except OSError as error:
+            # An unwritable directory is reported for the file the user knows, not its temporary name.
+            raise OSError(error.errno, error.strerror, path) from error
         self._done = False
 
     def write(self, data) -> int:

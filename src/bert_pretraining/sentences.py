@@ -46,19 +46,22 @@ def cut_long(sentence: str, max_chars: int) -> list[str]:
     """``sentence`` (single spaces, stripped) in pieces of at most ``max_chars``.
 
     Cut at the last space that fits; a piece with no space is cut hard. The
-    pieces joined with the separators cut away give the sentence back.
+    pieces joined with the separators cut away give the sentence back. The
+    rest is walked by index, not sliced off: slicing copied the whole rest at
+    every piece, minutes for one 50 MB line.
     """
     pieces = []
-    while len(sentence) > max_chars:
-        cut = sentence.rfind(" ", 0, max_chars + 1)
-        if cut <= 0:
-            pieces.append(sentence[:max_chars])
-            sentence = sentence[max_chars:]
+    start = 0
+    while len(sentence) - start > max_chars:
+        cut = sentence.rfind(" ", start, start + max_chars + 1)
+        if cut <= start:
+            pieces.append(sentence[start : start + max_chars])
+            start += max_chars
         else:
-            pieces.append(sentence[:cut])
-            sentence = sentence[cut + 1 :]
-    if sentence:
-        pieces.append(sentence)
+            pieces.append(sentence[start:cut])
+            start = cut + 1
+    if start < len(sentence):
+        pieces.append(sentence[start:])
     return pieces
 
 

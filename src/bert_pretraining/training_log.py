@@ -11,6 +11,7 @@ so logging costs no extra host-device round trip per step.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -51,6 +52,14 @@ def _keep_history(output_dir: str) -> None:
     package_logger.addHandler(handler)
 
 
+def _summary_writer(directory: str):
+    """TensorBoard's writer; a directory it may not write is the PermissionError run_main explains."""
+    try:
+        return tf.summary.create_file_writer(directory)
+    except tf.errors.PermissionDeniedError as error:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), directory) from error
+
+
 class TrainingLog:
     def __init__(self, settings, replica, start_step: int):
         self.settings = settings
@@ -70,7 +79,7 @@ class TrainingLog:
         self.peak_tflops = peak_tflops(_device_name(), settings.precision)
         if replica.is_chief:
             _keep_history(settings.output_dir)
-            self._writer = tf.summary.create_file_writer(os.path.join(settings.output_dir, "tensorboard"))
+            self._writer = _summary_writer(os.path.join(settings.output_dir, "tensorboard"))
             self._metrics_path = os.path.join(settings.output_dir, "metrics.jsonl")
 
     def _reset(self, step: int) -> None:
