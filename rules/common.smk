@@ -5,11 +5,9 @@ import shlex
 import sys
 from pathlib import Path
 
-# The package is importable without installation at dry-run time; nothing
-# imported here loads TensorFlow (only checking the weights of a TF-checkpoint
-# source, init_from, does, in the main process).
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
+# The package is on sys.path (rules/config.smk); nothing imported here loads
+# TensorFlow (only checking the weights of a TF-checkpoint source, init_from,
+# does, in the main process).
 from bert_pretraining.errors import ConfigError
 from bert_pretraining.job_resources import check_environment_references
 from bert_pretraining.job_flags import TRAINING_FLAGS, flag_values, format_flags

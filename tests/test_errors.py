@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from bert_pretraining.errors import CheckpointError, run_main
-from workflow_helpers import REPO
+from workflow_helpers import REPO, as_ordinary_user
 
 PREPARE = os.path.join(REPO, "workflow", "scripts", "prepare_corpus.py")
 # The preparation settings of a plain BERT-format text file (prepare.preparation_settings's keys).
@@ -22,13 +22,6 @@ CORPUS_SETTINGS = (
     '{"format": "bert", "text_field": "text", "language": "en", "split_sentences": false, '
     '"on_bad_record": "fail", "min_document_chars": 1, "max_sentence_chars": 500}'
 )
-
-
-def as_ordinary_user(command):
-    """``command`` as the user nobody when run by root; as is otherwise."""
-    if os.geteuid() != 0:
-        return command
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *command]
 
 
 def run_as_ordinary_user(command, home):

@@ -37,6 +37,13 @@ def fresh_clone(destination):
     return destination
 
 
+def as_ordinary_user(command):
+    """``command`` as the user nobody when run by root (for whom file permissions do not hold); as is otherwise."""
+    if os.geteuid() != 0:
+        return command
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *command]
+
+
 def load_yaml(path):
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
