@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from bert_pretraining.errors import CheckpointError, run_main
-from workflow_helpers import REPO, as_ordinary_user
+from workflow_helpers import REPO, as_ordinary_user, mounted_tmpfs
 
 PREPARE = os.path.join(REPO, "workflow", "scripts", "prepare_corpus.py")
 # The preparation settings of a plain BERT-format text file (prepare.preparation_settings's keys).
@@ -118,23 +118,14 @@ def test_a_project_error_without_a_permission_cause_is_unchanged(tmp_path, capsy
 
 @pytest.mark.faults
 def test_a_read_only_file_system_is_named_as_such(tmp_path, capsys):
-    mount_point = tmp_path / "readonly"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {mounted.stderr.strip()}")
-    path = mount_point / "metrics.jsonl"
+    with mounted_tmpfs(tmp_path / "readonly", "ro,size=1m") as mount_point:
+        path = os.path.join(mount_point, "metrics.jsonl")
 
-    def main(argv):
-        open(path, "a", encoding="utf-8")
+        def main(argv):
+            open(path, "a", encoding="utf-8")
 
-    try:
         with pytest.raises(SystemExit) as exit_info:
             run_main(main)
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == (
         f"error: cannot access {path}: read-only file system; "

@@ -49,7 +49,7 @@ from fault_helpers import (
     snakemake_command,
     write_small_config,
 )
-from workflow_helpers import REPO, as_ordinary_user, demo_dag_config, fresh_clone, snakemake, write_yaml
+from workflow_helpers import REPO, as_ordinary_user, demo_dag_config, mounted_tmpfs, fresh_clone, snakemake, write_yaml
 
 pytestmark = pytest.mark.faults
 
@@ -276,17 +276,8 @@ def test_kill9_of_snakemake_alone_the_orphaned_job_keeps_the_lock(reference, tmp
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {result.stderr.strip()}")
-    try:
-        yield str(mount_point)
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    with mounted_tmpfs(tmp_path / "tmpfs", "size=4m") as mount_point:
+        yield mount_point
 
 
 def fill(directory):

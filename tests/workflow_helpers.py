@@ -1,10 +1,12 @@
 """Running Snakemake on a copy of the repository, as a user would."""
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +44,19 @@ def as_ordinary_user(command):
     if os.geteuid() != 0:
         return command
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *command]
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount_point, options):
+    """A tmpfs mounted at ``mount_point`` (made here) with ``options``, e.g. "size=4m" or "ro,size=1m"."""
+    os.makedirs(mount_point)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {result.stderr.strip()}")
+    try:
+        yield str(mount_point)
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def load_yaml(path):
