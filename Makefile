@@ -6,7 +6,7 @@ VENV_TF215 ?= .venv-tf215
 CORES ?= 2
 PIP_FLAGS ?= -q
 
-.PHONY: horovod demo lint test test-fast test-local test-slurm test-faults dry-run plan clean-demo bench-records bench-records-quick bench-dry-run \
+.PHONY: horovod demo lint test test-fast test-local test-slurm test-faults dry-run plan repair-records clean-demo bench-records bench-records-quick bench-dry-run \
 	bench-training-step bench-input-pipeline bench-convergence
 
 $(VENV)/.installed: pyproject.toml setup.py src/bert_pretraining/_fast_instances.c
@@ -90,6 +90,10 @@ dry-run: $(VENV)/.installed
 CONFIG ?=
 plan: $(VENV)/.installed
 	$(VENV)/bin/python workflow/scripts/plan.py $(if $(CONFIG),--configfile $(CONFIG))
+
+# Remake the damaged or missing record files of the run of CONFIG, byte-identical (workflow/scripts/repair_records.py).
+repair-records: $(VENV)/.installed
+	$(VENV)/bin/python workflow/scripts/repair_records.py $(if $(CONFIG),--configfile $(CONFIG)) --cores $(CORES)
 
 clean-demo:
 	rm -rf results/demo

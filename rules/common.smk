@@ -256,3 +256,14 @@ if workflow.is_main_process:
     for _segment in SEGMENTS:
         _index = checkpoint_files(_segment.phase, _segment.end_step)["index"]
         recover_checkpoint(normalize_prefix(_index), hash_files=False)
+
+
+# --- damaged record files (records_sidecar.damaged_records_in) ---
+# The record files are inputs of no rule (records.json stands for them), so
+# Snakemake does not see one that was cut or deleted: the dry run names it.
+# Sizes only, against records.json: no reading of gigabytes at every start.
+if workflow.is_main_process:
+    from bert_pretraining.records_sidecar import damaged_records_in
+
+    for _problem in damaged_records_in(records_dir(seq) for seq in SEQ_LENGTHS):
+        logger.warning(f"WARNING: {_problem}")

@@ -1,7 +1,7 @@
 """Reading TFRecords of pretraining examples without TensorFlow, for the tests.
 
-The records stage only writes (training reads with tf.data); these check what
-it wrote: the framing and CRCs, and the Example protobufs decoded field by
+The framing and CRCs are checked by the package's reader
+(``tfrecords.iter_records``); the Example protobufs are decoded here field by
 field (an independent decoder, so a test does not check the writer with its
 own encoding).
 """
@@ -9,42 +9,13 @@ own encoding).
 import struct
 from typing import Iterator
 
-from bert_pretraining.errors import RecordsError
-from bert_pretraining.tfrecords import masked_crc32c
-
-
-def iter_records(path: str) -> Iterator[bytes]:
-    """The records of an uncompressed TFRecord file, CRCs checked."""
-    try:
-        handle = open(path, "rb")
-    except OSError as error:
-        raise RecordsError(f"{path}: cannot be read ({error.strerror}); expected a TFRecord file") from None
-    with handle:
-        offset = 0
-        while True:
-            header = handle.read(12)
-            if not header:
-                return
-            if len(header) < 12:
-                raise RecordsError(f"{path}: truncated record header at byte {offset}; the file is incomplete")
-            length_bytes = header[:8]
-            (length,) = struct.unpack("<Q", length_bytes)
-            (length_crc,) = struct.unpack("<I", header[8:])
-            if masked_crc32c(length_bytes) != length_crc:
-                raise RecordsError(f"{path}: corrupt record length at byte {offset} (CRC mismatch)")
-            data = handle.read(length)
-            footer = handle.read(4)
-            if len(data) < length or len(footer) < 4:
-                raise RecordsError(f"{path}: truncated record at byte {offset}; the file is incomplete")
-            if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
-                raise RecordsError(f"{path}: corrupt record data at byte {offset} (CRC mismatch)")
-            yield data
-            offset += 16 + length
+# The framing and CRCs are read by the package's one reader; the Example decoder below is the tests' own.
+from bert_pretraining.tfrecords import iter_records, scan_records
 
 
 def count_records(path: str) -> int:
     """Number of records in a TFRecord file (reads and checks them all)."""
-    return sum(1 for _ in iter_records(path))
+    return scan_records(path)
 
 
 def _read_varint(buffer: bytes, position: int) -> tuple[int, int]:

@@ -18,9 +18,14 @@ def serialize_pretraining_example(input_ids, segment_ids, masked_lm_positions, m
 
 def write_records(path, records):
     """Write serialised records to a TFRecord file atomically; returns the count."""
+    return write_records_entry(path, records)["num_instances"]
+
+
+def write_records_entry(path, records):
+    """Write serialised records to a TFRecord file; returns its records.json entry (count, size, sha256)."""
     with TFRecordWriter(path) as writer:
         writer.write_many(records)
-    return writer.count
+    return {"file": os.path.basename(path), "num_instances": writer.count, "bytes": writer.bytes, "sha256": writer.sha256}
 
 
 def make_records(directory, *, files=2, per_file=40, max_seq_length=32, max_predictions_per_seq=5, seed=0):
@@ -45,9 +50,7 @@ def make_records(directory, *, files=2, per_file=40, max_seq_length=32, max_pred
             for p in positions:
                 tokens[p] = 4
             examples.append(serializer.serialize(tokens, segments, positions, labels, int(is_random)))
-        name = f"shard_{index:05d}.tfrecord"
-        write_records(os.path.join(directory, name), examples)
-        entries.append({"file": name, "num_instances": len(examples)})
+        entries.append(write_records_entry(os.path.join(directory, f"shard_{index:05d}.tfrecord"), examples))
     write_records_sidecar(
         os.path.join(directory, "records.json"),
         files=entries,

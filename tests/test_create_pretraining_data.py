@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bert_pretraining.files import file_sha256
 from bert_pretraining.records_sidecar import read_records_sidecar
 from bert_pretraining.tokenization import train_vocabulary, vocab_sha256
 from records_reader import count_records, read_examples
@@ -68,7 +69,9 @@ def test_end_to_end_is_deterministic(workspace, tmp_path):
 
     stats = json.loads((tmp_path / "one.json").read_text())
     assert stats["num_instances"] == count_records(str(first)) > 50
-    assert stats["files"] == [{"file": "one.tfrecord", "num_instances": stats["num_instances"]}]
+    # Each file's size and digest, as written: what check_<phase> and the repair compare it with.
+    assert stats["files"] == [{"file": "one.tfrecord", "num_instances": stats["num_instances"],
+                               "bytes": first.stat().st_size, "sha256": file_sha256(str(first))}]
     assert stats["vocab_sha256"] == vocab_sha256(str(workspace / "vocab.txt"))
     assert (stats["max_seq_length"], stats["max_predictions_per_seq"], stats["dupe_factor"]) == (32, 5, 2)
     assert stats["do_lower_case"] is False and stats["do_whole_word_mask"] is False and stats["random_seed"] == 7

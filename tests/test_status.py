@@ -134,3 +134,19 @@ def test_the_corpus_line_counts_kept_and_dropped_documents_and_bad_records_by_re
         "corpus: 4,347 documents kept of 4,350 read (dropped: 2 too short, 1 duplicates, "
         "4 bad records: invalid_json 3, missing_field 1); 33,810 sentences, 2.9 M characters, 2 files"
     )
+
+
+def test_a_cut_record_file_is_a_warning_with_the_repair_command(tmp_path):
+    from synthetic_records import make_records
+
+    config, _ = demo_config(tmp_path)
+    assert run_status(config)["damaged_records"] == []  # no records yet: nothing to compare
+    shard = make_records(config.records_dir(128), files=2, per_file=20)[1]
+    assert run_status(config)["damaged_records"] == []
+    size = os.path.getsize(shard)
+    with open(shard, "r+b") as handle:
+        handle.truncate(size // 2)
+    assert (
+        f"WARNING: {shard} has {size // 2:,} bytes, but records.json lists {size:,}; the file is cut or was changed; "
+        "remake it with make repair-records CONFIG=\"<the run's --configfile files>\""
+    ) in format_status(run_status(config)).splitlines()

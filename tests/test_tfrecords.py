@@ -229,7 +229,8 @@ def test_sidecar_round_trip_and_checks(tmp_path):
     with pytest.raises(RecordsError, match=r"records\.json: vocab_sha256 is [0-9a-f]{64} but the vocabulary .*vocab\.txt has sha256"):
         check_records_sidecar(str(sidecar), max_seq_length=128, max_predictions_per_seq=20, vocab_path=str(vocab))
     os.remove(directory / "heldout.tfrecord")
-    with pytest.raises(RecordsError, match="lists heldout.tfrecord but .* does not exist"):
+    with pytest.raises(RecordsError, match=r"heldout\.tfrecord does not exist, but records\.json beside it lists it; "
+                       "remake the damaged record files with make repair-records"):
         check_records_sidecar(str(sidecar), max_seq_length=128, max_predictions_per_seq=20)
     with pytest.raises(RecordsError, match="records sidecar does not exist"):
         check_records_sidecar(str(tmp_path / "none.json"), max_seq_length=128, max_predictions_per_seq=20)

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import checkpoints
-from .inputs import evaluation_dataset, parse_spec
+from .inputs import evaluation_dataset, naming_damaged_records, parse_spec
 from .modeling import BertConfig, BertPretrainer, pretraining_loss
 from .tokenization import SPECIAL_TOKEN_ROLES
 
@@ -51,14 +51,15 @@ def most_frequent_masked_token(
     )
     counts = np.zeros(0, np.float64)
     instances = 0
-    for batch in records.take(max_instances).batch(4096).map(lambda s: tf.io.parse_example(s, spec)):
-        ids = batch["masked_lm_ids"].numpy().ravel()
-        weights = batch["masked_lm_weights"].numpy().ravel()
-        batch_counts = np.bincount(ids, weights=weights)
-        if len(batch_counts) > len(counts):
-            counts = np.pad(counts, (0, len(batch_counts) - len(counts)))
-        counts[: len(batch_counts)] += batch_counts
-        instances += int(batch["masked_lm_ids"].shape[0])
+    with naming_damaged_records(files):
+        for batch in records.take(max_instances).batch(4096).map(lambda s: tf.io.parse_example(s, spec)):
+            ids = batch["masked_lm_ids"].numpy().ravel()
+            weights = batch["masked_lm_weights"].numpy().ravel()
+            batch_counts = np.bincount(ids, weights=weights)
+            if len(batch_counts) > len(counts):
+                counts = np.pad(counts, (0, len(batch_counts) - len(counts)))
+            counts[: len(batch_counts)] += batch_counts
+            instances += int(batch["masked_lm_ids"].shape[0])
     if not instances:
         raise ValueError(f"no records in {', '.join(files)}")
     return int(np.argmax(counts)), instances
@@ -111,15 +112,17 @@ def evaluate_checkpoint(
 
     totals: dict[str, float] = {}
     instances = 0
-    for features in evaluation_dataset(
+    dataset = evaluation_dataset(
         files, batch_size=batch_size, max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq
-    ):
-        instances += int(features["input_ids"].shape[0])
-        for name, value in batch_sums(features).items():
-            totals[name] = totals.get(name, 0.0) + float(value.numpy())
-        if baseline_token_id is not None:
-            hits = (features["masked_lm_ids"].numpy() == baseline_token_id) * features["masked_lm_weights"].numpy()
-            totals["baseline_correct_sum"] = totals.get("baseline_correct_sum", 0.0) + float(hits.sum())
+    )
+    with naming_damaged_records(files):
+        for features in dataset:
+            instances += int(features["input_ids"].shape[0])
+            for name, value in batch_sums(features).items():
+                totals[name] = totals.get(name, 0.0) + float(value.numpy())
+            if baseline_token_id is not None:
+                hits = (features["masked_lm_ids"].numpy() == baseline_token_id) * features["masked_lm_weights"].numpy()
+                totals["baseline_correct_sum"] = totals.get("baseline_correct_sum", 0.0) + float(hits.sum())
     result = {
         "checkpoint": prefix,
         "step": checkpoints.step_of(prefix),

@@ -12,12 +12,15 @@ with exactly the next batch.
 
 from __future__ import annotations
 
+import contextlib
+
 import tensorflow as tf
 
 from .errors import RecordsError
 from .files import expand_patterns
 from .record_shares import batches_per_epoch, files_for_rank, rank_records
-from .tfrecords import feature_spec
+from .records_sidecar import damaged_records_message
+from .tfrecords import feature_spec, scan_records
 
 SHUFFLE_BUFFER = 10000
 
@@ -34,6 +37,28 @@ def parse_spec(max_seq_length: int, max_predictions_per_seq: int) -> dict:
 def expand_input_files(input_file: str, flag: str = "--input_file") -> list[str]:
     """Google's --input_file: comma-separated paths or globs of record files, each must match."""
     return expand_patterns(input_file, flag, what="record files (comma-separated paths or globs)", error=RecordsError)
+
+
+@contextlib.contextmanager
+def naming_damaged_records(files: list[str]):
+    """Around reading ``files`` with tf.data: its DataLossError becomes a RecordsError naming the damaged file.
+
+    TensorFlow says "truncated record at <offset>" without the file; the files
+    are scanned with the package's reader to name it (an error path only). A
+    DataLossError that no record file explains (a checkpoint's) is re-raised.
+    """
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        problems = []
+        for path in dict.fromkeys(files):
+            try:
+                scan_records(path)
+            except RecordsError as damage:
+                problems.append(str(damage))
+        if not problems:
+            raise
+        raise RecordsError(damaged_records_message(problems)) from error
 
 
 def pretraining_dataset(

@@ -111,7 +111,9 @@ def create_pretraining_data(
         stats = {
             "num_instances": len(examples),
             "files": [
-                {"file": os.path.basename(path), "num_instances": writer.count}
+                # Size and digest: what check_<phase> and the repair compare each file with.
+                {"file": os.path.basename(path), "num_instances": writer.count, "bytes": writer.bytes,
+                 "sha256": writer.sha256}
                 for path, writer in zip(output_files, writers)
             ],
             "input_files": list(input_files),

@@ -3,7 +3,11 @@
 Each records job writes a stats file (create_pretraining_data --stats_file);
 :func:`summarize_records_stats` checks that the shards agree and sums them
 into the sidecar; training checks its flags against the sidecar
-(:func:`check_records_sidecar`) before it reads a record.
+(:func:`check_records_sidecar`) before it reads a record. The sidecar lists
+each record file's count, size and sha256: the dry run compares the sizes
+(:func:`record_file_problems`), check_<phase> scans every frame
+(:func:`verify_record_files`), and workflow/scripts/repair_records.py remakes
+the damaged files byte-identical.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Iterable
 
 from .errors import RecordsError
 from .files import file_sha256, read_json_object, write_json
+from .tfrecords import scan_records
 
 SIDECAR_FORMAT = "bert-pretraining-records/1"
 
@@ -108,7 +113,7 @@ def check_records_sidecar(
     Raises RecordsError naming the sidecar, the field, the value found and the
     value expected. With ``vocab_path`` the records' vocabulary hash must
     match that file; with ``check_files`` every listed record file must exist
-    next to the sidecar.
+    next to the sidecar with the size the sidecar lists (no scan: cheap).
     """
     content = read_records_sidecar(sidecar_path)
     expected = {"max_seq_length": max_seq_length, "max_predictions_per_seq": max_predictions_per_seq}
@@ -129,16 +134,103 @@ def check_records_sidecar(
                 "used for training (set --vocab_file in create_pretraining_data)"
             )
     if check_files:
-        directory = os.path.dirname(sidecar_path)
-        entries = list(content["files"]) + ([content["heldout"]] if content.get("heldout") else [])
-        for entry in entries:
-            path = os.path.join(directory, entry["file"])
-            if not os.path.isfile(path):
-                raise RecordsError(
-                    f"{sidecar_path}: lists {entry['file']} but {path} does not exist; "
-                    "expected every record file next to the sidecar (re-run the records stage)"
-                )
+        check_record_files(sidecar_path, scan=False)
     return content
+
+
+# --------------------------------------------------------------------------
+# The record files against records.json
+# --------------------------------------------------------------------------
+
+# The one command that remakes damaged or missing record files (workflow/scripts/repair_records.py).
+REPAIR_COMMAND = "make repair-records CONFIG=\"<the run's --configfile files>\""
+
+
+def record_file_entries(sidecar_path: str) -> list[tuple[str, dict]]:
+    """``(path, entry)`` of every record file records.json lists: the training files, then the held-out file."""
+    content = read_records_sidecar(sidecar_path)
+    directory = os.path.dirname(sidecar_path)
+    entries = list(content["files"]) + ([content["heldout"]] if content.get("heldout") else [])
+    return [(os.path.join(directory, entry["file"]), entry) for entry in entries]
+
+
+def record_file_problems(sidecar_path: str) -> list[str]:
+    """The record files that are missing or whose size is not records.json's ``bytes``; os.stat only.
+
+    Cheap enough for every dry run. A sidecar without sizes (written before
+    they were recorded) is checked for missing files only.
+    """
+    return [problem for path, entry in record_file_entries(sidecar_path) if (problem := _size_problem(path, entry))]
+
+
+def damaged_records_in(directories: Iterable[str]) -> list[str]:
+    """:func:`record_file_problems` of each records directory that has a records.json, each with the repair command.
+
+    For the dry run and the status: a records.json that cannot be read is
+    left to the jobs that read it, which say why.
+    """
+    problems = []
+    for directory in dict.fromkeys(directories):
+        sidecar = os.path.join(directory, "records.json")
+        if os.path.exists(sidecar):
+            try:
+                problems += record_file_problems(sidecar)
+            except RecordsError:
+                continue
+    return [f"{problem}; remake it with {REPAIR_COMMAND}" for problem in problems]
+
+
+def verify_record_files(sidecar_path: str, *, scan: bool = True) -> list[str]:
+    """Every problem of the record files records.json lists, one string each, naming the file.
+
+    Missing files and wrong sizes; with ``scan``, every frame and CRC and the
+    record count (``num_instances``).
+    """
+    return [
+        problem for path, entry in record_file_entries(sidecar_path)
+        if (problem := record_file_problem(path, entry, scan=scan))
+    ]
+
+
+def record_file_problem(path: str, entry: dict, *, scan: bool = True, digest: bool = False) -> str | None:
+    """What is wrong with one record file against its records.json ``entry``; None if nothing (cheapest first)."""
+    problem = _size_problem(path, entry)
+    if problem is None and scan:
+        problem = _scan_problem(path, entry)
+    if problem is None and digest and entry.get("sha256") and (actual := file_sha256(path)) != entry["sha256"]:
+        problem = f"{path}: sha256 is {actual}, but records.json lists {entry['sha256']}; the file was changed"
+    return problem
+
+
+def check_record_files(sidecar_path: str, *, scan: bool = True) -> None:
+    """RecordsError naming every damaged or missing record file and the command that remakes them."""
+    problems = verify_record_files(sidecar_path, scan=scan)
+    if problems:
+        raise RecordsError(damaged_records_message(problems))
+
+
+def damaged_records_message(problems: list[str]) -> str:
+    return f"{'; '.join(problems)}; remake the damaged record files with {REPAIR_COMMAND}"
+
+
+def _size_problem(path: str, entry: dict) -> str | None:
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return f"{path} does not exist, but records.json beside it lists it"
+    if "bytes" in entry and size != entry["bytes"]:
+        return f"{path} has {size:,} bytes, but records.json lists {entry['bytes']:,}; the file is cut or was changed"
+    return None
+
+
+def _scan_problem(path: str, entry: dict) -> str | None:
+    try:
+        count = scan_records(path)
+    except RecordsError as error:
+        return str(error)
+    if count != entry["num_instances"]:
+        return f"{path} holds {count:,} records, but records.json lists {entry['num_instances']:,}"
+    return None
 
 
 def summarize_records_stats(stats_paths: list[str], heldout_stats_path: str | None = None) -> dict:

@@ -13,7 +13,7 @@ import os
 from .bert_config import ARCHITECTURE_KEYS, BertConfig
 from .errors import ConfigError, RecordsError
 from .record_shares import records_per_file
-from .records_sidecar import check_records_sidecar, read_records_sidecar
+from .records_sidecar import check_record_files, check_records_sidecar, read_records_sidecar
 from .run_inputs import training_inputs
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ def check_segment_job(args, num_ranks: int) -> None:
     from .record_shares import check_rank_shares
 
     settings = settings_from_args(args)
+    # Every frame of every record file a segment and the evaluation will read: tf.data may read a cut file silently.
+    check_record_files(args.records_sidecar or os.path.join(os.path.dirname(settings.input_files[0]), "records.json"))
     check_rank_shares(settings.input_files, settings.records_per_file, num_ranks, settings.train_batch_size)
     engine = choose_engine(args.distribution, Topology(launcher="slurm", size=num_ranks))
     log.info(

@@ -20,6 +20,7 @@ from .files import read_json
 from .progress import format_duration
 from .report import accuracy_against_baseline, corpus_documents_summary, corpus_size_summary, corpus_statistics_path
 from .prepare import changed_corpus_files
+from .records_sidecar import damaged_records_in
 from .run_inputs import InputChanges, input_changes
 from .settings import Settings, corpus_files
 from .tokenization import read_vocabulary
@@ -100,6 +101,8 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
         "eta_seconds": 0 if finished else eta,
         "evaluations": evaluations,
         "input_changes": vars(changes) if (changes := run_input_changes(settings)) else None,
+        # Cut or missing record files (sizes against records.json), each with the repair command.
+        "damaged_records": damaged_records_in(settings.records_dir(phase.max_seq_length) for phase in settings.phases),
     }
 
 
@@ -107,6 +110,7 @@ def format_status(status: dict) -> str:
     lines = [f"run {status['run_dir']}: {'finished' if status['finished'] else 'in progress'}"]
     if status["input_changes"]:
         lines.append(f"WARNING: {InputChanges(**status['input_changes']).describe()}")
+    lines += [f"WARNING: {problem}" for problem in status["damaged_records"]]
     if status["corpus"]:
         total = status["corpus"]["total"]
         lines.append(f"corpus: {corpus_documents_summary(total)}; {corpus_size_summary(total)}")

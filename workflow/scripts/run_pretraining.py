@@ -77,7 +77,10 @@ def main(argv=None):
     if args.check_only is not None:
         check_segment_job(args, args.check_only)
         return 0
-    return run_segment_job(args)
+    from bert_pretraining.inputs import expand_input_files, naming_damaged_records
+
+    with naming_damaged_records(expand_input_files(args.input_file)):
+        return run_segment_job(args)
 
 
 if __name__ == "__main__":
