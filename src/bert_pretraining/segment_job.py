@@ -19,6 +19,11 @@ from .run_inputs import training_inputs
 log = logging.getLogger(__name__)
 
 
+def records_sidecar_path(args, files: list[str]) -> str:
+    """--records_sidecar, or the records.json beside the record files."""
+    return args.records_sidecar or os.path.join(os.path.dirname(files[0]), "records.json")
+
+
 def settings_from_args(args):
     from .inputs import expand_input_files
     from .training import SegmentSettings
@@ -30,7 +35,7 @@ def settings_from_args(args):
     if args.end_step > args.num_train_steps and args.run_last_step < args.end_step:
         raise ConfigError(f"--run_last_step {args.run_last_step} is before --end_step {args.end_step}")
     files = expand_input_files(args.input_file)
-    sidecar_path = args.records_sidecar or os.path.join(os.path.dirname(files[0]), "records.json")
+    sidecar_path = records_sidecar_path(args, files)
     if not os.path.isfile(sidecar_path):
         raise RecordsError(
             f"{sidecar_path} does not exist; expected the records sidecar written with the records "
@@ -113,7 +118,7 @@ def check_segment_job(args, num_ranks: int) -> None:
 
     settings = settings_from_args(args)
     # Every frame of every record file a segment and the evaluation will read: tf.data may read a cut file silently.
-    check_record_files(args.records_sidecar or os.path.join(os.path.dirname(settings.input_files[0]), "records.json"))
+    check_record_files(records_sidecar_path(args, settings.input_files))
     check_rank_shares(settings.input_files, settings.records_per_file, num_ranks, settings.train_batch_size)
     engine = choose_engine(args.distribution, Topology(launcher="slurm", size=num_ranks))
     log.info(
