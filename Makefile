@@ -2,11 +2,11 @@
 # Both create their own virtual environment on first use and reuse it after.
 PYTHON ?= python3
 VENV ?= .venv
-VENV_TF215 ?= .venv-tf215
+VENV_TF215 = .venv-tf215  # the SITE_TENSORFLOWS environment that Horovod is built into
 CORES ?= 2
 PIP_FLAGS ?= -q
 
-.PHONY: horovod demo lint test test-fast test-local test-slurm test-faults dry-run plan repair-records clean-demo bench-records bench-records-quick bench-dry-run \
+.PHONY: site-tensorflows horovod demo lint test test-fast test-local test-slurm test-faults dry-run plan repair-records clean-demo bench-records bench-records-quick bench-dry-run \
 	bench-training-step bench-input-pipeline bench-convergence
 
 $(VENV)/.installed: pyproject.toml setup.py src/bert_pretraining/_fast_instances.c
@@ -15,15 +15,29 @@ $(VENV)/.installed: pyproject.toml setup.py src/bert_pretraining/_fast_instances
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[workflow,train,test,parquet]"
 	touch $@
 
-# TensorFlow 2.15 (Keras 2): the version Horovod builds against. The tests
-# run the model and training step on it too.
-$(VENV_TF215)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV_TF215)
-	$(VENV_TF215)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV_TF215)/bin/pip install $(PIP_FLAGS) "tensorflow-cpu==2.15.1" "numpy<2" pytest hypothesis \
-		"pyyaml==6.0.4" "tokenizers==0.23.3" "tqdm==4.70.1" "google-crc32c>=1.5" "safetensors==0.8.0"
-	$(VENV_TF215)/bin/pip install $(PIP_FLAGS) --no-deps -e .
-	touch $@
+# The TensorFlow versions that sites ship, each in its own environment, as a site's
+# module would give them to the training jobs (training.python names its interpreter):
+# 2.15 (Keras 2, the version Horovod builds against; the seed's), 2.16 (LUMI's ROCm
+# container), 2.18 (Puhti's and Mahti's default module). The tests train, resume and export
+# with each (tests/test_tensorflow_versions.py). One pip cache serves them all (pip's own,
+# ~/.cache/pip): a wheel is downloaded once per machine.
+SITE_TENSORFLOWS = 2.15.1 2.16.2 2.18.1
+# Beside TensorFlow: the package with its own dependencies (pyproject.toml), and what the tests
+# run inside the environment need.
+SITE_TF_TEST_DEPS = pytest hypothesis
+site_venv = .venv-tf$(subst .,,$(basename $(1)))
+SITE_VENVS = $(foreach version,$(SITE_TENSORFLOWS),$(call site_venv,$(version)))
+
+define site_tensorflow
+$(call site_venv,$(1))/.installed: pyproject.toml
+	$(PYTHON) -m venv $$(@D)
+	$$(@D)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$$(@D)/bin/pip install $(PIP_FLAGS) "tensorflow-cpu==$(1)" $(SITE_TF_TEST_DEPS) -e .
+	touch $$@
+endef
+$(foreach version,$(SITE_TENSORFLOWS),$(eval $(call site_tensorflow,$(version))))
+
+site-tensorflows: $(addsuffix /.installed,$(SITE_VENVS))
 
 # Horovod 0.28.1 (Gloo, no MPI) into the TF 2.15 environment: its last release
 # builds only against TF 2.15. About 10 minutes on 2 cores; needs cmake and g++.
@@ -45,11 +59,11 @@ demo: $(VENV)/.installed
 # (the README gives the measured times of both).
 TEST_WORKERS ?= 2
 PYTEST = $(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
-FAST_TESTS = not snakemake and not slow and not tf215 and not slurm and not distributed and not faults
-LOCAL_TESTS = not slurm and not tf215
+FAST_TESTS = not snakemake and not slow and not site_tf and not slurm and not distributed and not faults
+LOCAL_TESTS = not slurm and not site_tf
 
-# Everything, as CI runs it (.ci/run): lint, then every test, with .venv-tf215, Horovod and the SLURM test cluster.
-test: $(VENV)/.installed lint $(VENV_TF215)/.installed $(VENV_TF215)/.horovod
+# Everything, as CI runs it (.ci/run): lint, then every test, with the site TensorFlows, Horovod and the SLURM test cluster.
+test: $(VENV)/.installed lint site-tensorflows $(VENV_TF215)/.horovod
 	$(PYTEST)
 
 # Unit tests only: no Snakemake (not even -n), no SLURM, no .venv-tf215, no fault injection; about 2 minutes.

@@ -233,14 +233,17 @@ def rank_launcher(wildcards, resources):
     The SLURM executor runs a multi-node job's shell once, on the first node;
     srun must be told the geometry explicitly (a bare srun starts one task per
     node). --kill-on-bad-exit ends every rank when one dies, so a lost rank
-    fails the job at once instead of hanging until the time limit.
+    fails the job at once instead of hanging until the time limit. A profile's
+    `srun_extra` resource adds the site's own srun options (LUMI's CPU binding).
     """
     mpi = getattr(resources, "mpi", None)
     if not mpi:
         return ""
+    extra = getattr(resources, "srun_extra", "")
     return (
         f"{mpi} --nodes={resources.nodes} --ntasks-per-node={resources.tasks_per_node}"
         f" --cpus-per-task={resources.cpus_per_task} --kill-on-bad-exit=1"
+        + (f" {extra}" if extra else "")
     )
 
 

@@ -24,19 +24,19 @@ FIXTURE_MARKERS = {
 }
 
 
-def runs_tf215(item):
-    """The test is parametrized with .venv-tf215's interpreter (a training engine on TF 2.15)."""
+def runs_site_tensorflow(item):
+    """The test is parametrized with a site TensorFlow's interpreter (.venv-tf215, .venv-tf216, ...)."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     values = [part for value in params.values() for part in (value if isinstance(value, tuple) else (value,))]
-    return any(isinstance(value, str) and f"{os.sep}.venv-tf215{os.sep}" in value for value in values)
+    return any(isinstance(value, str) and f"{os.sep}.venv-tf" in value for value in values)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         needs = [marker for fixture, markers in FIXTURE_MARKERS.items()
                  if fixture in getattr(item, "fixturenames", ()) for marker in markers]
-        if runs_tf215(item):
-            needs.append("tf215")
+        if runs_site_tensorflow(item):
+            needs.append("site_tf")
         for marker in needs:
             if item.get_closest_marker(marker) is None:
                 item.add_marker(marker)

@@ -33,6 +33,7 @@ from types import SimpleNamespace
 import pytest
 
 import slurm_testbed
+from bert_pretraining.job_resources import gpus_per_node
 from workflow_helpers import REPO, fresh_clone, load_yaml, snakemake_command, write_yaml
 
 # The cluster's tests are marked slurm; the profiles' dry runs need only Snakemake and its SLURM plugin.
@@ -331,6 +332,40 @@ def test_dry_run_with_the_mahti_profile_trains_in_bf16_on_a100s(tmp_path):
             assert resources["mem_mb"] == "0", resources  # no --mem: memory comes with the GPUs
     for resources in rule_resources(output, "create_records"):
         assert resources["slurm_partition"] == "small" and "gres" not in resources, resources
+
+
+# Every SLURM profile under profiles/ (not the workflow profile profiles/default/, which
+# Snakemake reads by itself): a new one is checked without being named here.
+SLURM_PROFILES = sorted(
+    name for name in os.listdir(os.path.join(REPO, "profiles"))
+    if name != "default" and os.path.isfile(os.path.join(REPO, "profiles", name, "config.yaml"))
+)
+
+
+@pytest.mark.snakemake
+@pytest.mark.parametrize("profile", SLURM_PROFILES)
+def test_every_profile_plans_the_production_run_with_one_rank_per_gpu(profile, tmp_path):
+    """The production config through the profile: whole nodes, one rank per GPU, ranks <= shards, the signal."""
+    workdir = fresh_clone(str(tmp_path))
+    values = load_yaml(os.path.join(workdir, "profiles", profile, "config.yaml"))
+    config = load_yaml(os.path.join(workdir, "config.yaml"))
+    output = dry_run(workdir, "--profile", f"profiles/{profile}")
+    precision = values.get("config", {}).get("training", {}).get("precision", config["training"]["precision"])
+    assert f"--precision={precision} " in output and "--distribution=multiworker " in output
+    for rule in TRAINING_RULES:
+        for resources in rule_resources(output, rule):
+            nodes, tasks_per_node = int(resources["nodes"]), int(resources["tasks_per_node"])
+            assert resources["mpi"] == "srun" and "tasks" not in resources, (profile, resources)
+            assert gpus_per_node(resources["gres"]) == tasks_per_node, (profile, resources)  # whole nodes
+            assert nodes * tasks_per_node <= config["corpus"]["num_shards"], (profile, resources)
+            assert "--signal=USR1@" in resources["slurm_extra"], (profile, resources)
+            assert resources["slurm_account"] == "project_2001234", (profile, resources)
+            assert 0 < int(resources["runtime"]) <= 4320 and int(resources["cpus_per_task"]) >= 1, (profile, resources)
+        launcher = f"srun --nodes={nodes} --ntasks-per-node={tasks_per_node} --cpus-per-task={resources['cpus_per_task']} "
+        assert launcher in output, (profile, launcher)
+    for rule in set(re.findall(r"^rule (\w+):$", output, re.MULTILINE)) - set(TRAINING_RULES):
+        for resources in rule_resources(output, rule):
+            assert "mpi" not in resources and int(resources.get("nodes", 1)) == 1, (profile, rule, resources)
 
 
 # --- the demo through the profile on the cluster ---------------------------------------------

@@ -17,7 +17,7 @@ on TF 2.21, Horovod on TF 2.15):
 * THE WORKFLOW: the demo in miniature through `snakemake --profile` with
   Horovod (`training.python` pointing at the environment that has it); the
   multi-worker strategy runs the same way in tests/test_slurm.py, whose
-  segments use Snakemake's own environment, where `auto` picks it.
+  segments use Snakemake's own environment and the default engine.
 """
 
 import glob
@@ -189,7 +189,7 @@ def test_a_killed_rank_fails_the_job_promptly_and_the_rerun_resumes(engine_pytho
 
 @pytest.mark.slow
 @pytest.mark.snakemake
-@pytest.mark.tf215
+@pytest.mark.site_tf
 @HOROVOD_TF215
 def test_the_demo_through_the_profile_with_horovod(slurm_cluster, tmp_path):
     """The workflow's segments as 2 x 2 Horovod ranks (TF 2.15 via training.python); evaluation on TF 2.21."""

@@ -18,11 +18,18 @@ from __future__ import annotations
 
 import os
 
-# Dense peak TFLOP/s per device for the precisions training uses (vendor data sheets).
+# Dense peak TFLOP/s of one device (what one rank trains on) for the precisions training uses,
+# from the vendors' data sheets: NVIDIA V100 SXM2, A100 SXM4, H100 SXM5 (the GPU of a GH200
+# superchip has the same figures), AMD MI250X per GCD (the package's 383 TFLOP/s fp16/bf16 and
+# 95.7 fp32 matrix, halved: ROCm shows each of its two dies as a GPU and SLURM gives one per rank).
+# fp32 is the plain fp32 figure (matrix cores on the MI250X), not TF32. Keys are matched in this
+# order against the name TensorFlow reports, so "GH200" comes before "H200" and "H100".
 PEAK_TFLOPS = {
     "V100": {"fp16": 125.0, "bf16": None, "fp32": 15.7},
     "A100": {"fp16": 312.0, "bf16": 312.0, "fp32": 19.5},
+    "GH200": {"fp16": 989.0, "bf16": 989.0, "fp32": 67.0},
     "H100": {"fp16": 989.0, "bf16": 989.0, "fp32": 67.0},
+    "MI250": {"fp16": 191.5, "bf16": 191.5, "fp32": 47.9},
 }
 PEAK_ENV = "BERT_PEAK_TFLOPS"  # overrides the table: peak TFLOP/s of one device
 
@@ -39,17 +46,24 @@ def flops_per_sequence(
     return float(encoder + attention + masked_lm + nsp)
 
 
-def peak_tflops(device_name: str | None, precision: str) -> float | None:
-    """Peak TFLOP/s of one device: $BERT_PEAK_TFLOPS, else the table by device name, else None."""
+def device_peak(device_name: str | None, precision: str) -> tuple[float | None, str]:
+    """Peak TFLOP/s of one device and where it comes from, for the training log.
+
+    $BERT_PEAK_TFLOPS wins; else the table by device name; else None (no MFU)
+    with the reason.
+    """
     override = os.environ.get(PEAK_ENV)
     if override:
-        return float(override)
+        return float(override), f"${PEAK_ENV}"
     if not device_name:
-        return None
+        return None, f"no GPU; set ${PEAK_ENV} for an MFU"
     for model, peaks in PEAK_TFLOPS.items():
         if model in device_name.upper():
-            return peaks.get(precision)
-    return None
+            peak = peaks.get(precision)
+            if peak is None:
+                return None, f"{model} has no {precision} peak in flops.PEAK_TFLOPS"
+            return peak, f"{model} {precision} in flops.PEAK_TFLOPS"
+    return None, f"not in flops.PEAK_TFLOPS; set ${PEAK_ENV} for an MFU"
 
 
 def utilisation(flops_per_step: float, steps_per_second: float, devices: int, peak: float | None):

@@ -18,7 +18,7 @@ import os
 import time
 import tensorflow as tf
 
-from .flops import flops_per_sequence, peak_tflops
+from .flops import device_peak, flops_per_sequence
 from .progress import format_duration
 
 log = logging.getLogger("bert_pretraining.training")
@@ -76,8 +76,11 @@ class TrainingLog:
             seq_length=settings.max_seq_length, predictions=settings.max_predictions_per_seq,
             next_sentence=settings.use_next_sentence_prediction,
         )
-        self.peak_tflops = peak_tflops(_device_name(), settings.precision)
+        device = _device_name()
+        self.peak_tflops, peak_source = device_peak(device, settings.precision)
         if replica.is_chief:
+            peak = f"peak {self.peak_tflops:g} TFLOP/s per device ({peak_source})" if self.peak_tflops else peak_source
+            log.info("Device: %s x %d ranks; %s", device or "CPU", replica.size, peak)
             _keep_history(settings.output_dir)
             self._writer = _summary_writer(os.path.join(settings.output_dir, "tensorboard"))
             self._metrics_path = os.path.join(settings.output_dir, "metrics.jsonl")
