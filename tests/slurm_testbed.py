@@ -8,12 +8,15 @@ a small real cluster:
   ``slurmdbd`` on it, so that ``sacct`` answers as on a real cluster (the
   SLURM executor plugin checks job states with sacct);
 - ``slurmctld`` and two ``slurmd`` "nodes", ``node1`` and ``node2``, each with
-  48 CPUs, 384 GB and four fake V100s (``Gres=gpu:v100:4``: character devices
-  made with mknod, the numbers of /dev/null); ``SlurmdParameters=
-  config_overrides`` makes SLURM accept more CPUs and memory than the host has;
-- partitions ``gpu`` (Puhti's GPU partition), ``gpumedium`` (Mahti's) and
-  ``small`` (CPU jobs, the default), and an account ``project_2001234`` that
-  root may use.
+  288 CPUs, 384 GB and the fake GPUs of every type the profiles under
+  ``profiles/`` ask for: four V100s (``gpu:v100:4``, Puhti's), four A100s
+  (Mahti's), four GH200s (Roihu's); LUMI's untyped ``gpu:8`` takes any eight.
+  They are character devices made with mknod (the numbers of /dev/null);
+  ``SlurmdParameters=config_overrides`` makes SLURM accept more CPUs and memory
+  than the host has;
+- a partition of every name the profiles use (``gpu``, ``gpumedium``,
+  ``standard-g``, ``small-g``, ...) and ``small`` (CPU jobs, the default), and
+  an account ``project_2001234`` that root may use.
 
 The configuration goes to ``/etc/slurm/`` (slurm.conf, gres.conf,
 slurmdbd.conf): with a custom ``SLURM_CONF`` the srun that a job started by
@@ -40,8 +43,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -56,11 +61,42 @@ from dataclasses import dataclass, field
 CLUSTER = "berttest"
 ACCOUNT = "project_2001234"
 NODES = ("node1", "node2")
+GPU_TYPE = "v100"  # what the tests' own sbatch jobs ask for (Puhti's)
 GPUS_PER_NODE = 4
-GPU_TYPE = "v100"
-CPUS_PER_NODE = 48
+CPUS_PER_NODE = 288  # a Roihu GPU node (4 x 72); the others ask for fewer
 MEMORY_PER_NODE_MB = 384000  # a Puhti GPU node
-PARTITIONS = ("gpu", "gpumedium", "small")  # Puhti's GPU partition, Mahti's, the CPU one (default)
+PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "profiles")
+
+
+def _profile_values(key: str) -> list[str]:
+    """Every value of `key` in the profiles under profiles/ (read as text: no YAML needed here)."""
+    values = []
+    for path in sorted(glob.glob(os.path.join(PROFILES_DIR, "*", "config.yaml"))):
+        with open(path) as handle:
+            values += re.findall(rf"^\s*{key}:\s*['\"]?([\w:.-]+)", handle.read(), re.MULTILINE)
+    return values
+
+
+def profile_partitions() -> tuple[str, ...]:
+    """"small" (the default, CPU jobs) and every slurm_partition a profile names, sorted."""
+    return tuple(sorted({"small", *_profile_values("slurm_partition")}))
+
+
+def profile_gpu_types() -> dict[str, int]:
+    """GPUs per node by type: the most any profile asks for (gpu:<type>:<n>), and the tests' V100s.
+
+    An untyped request (LUMI's gpu:8) takes GPUs of any type.
+    """
+    types = {GPU_TYPE: GPUS_PER_NODE}
+    for gres in _profile_values("gres"):
+        parts = gres.split(":")
+        if len(parts) == 3 and parts[0] == "gpu" and parts[2].isdigit():
+            types[parts[1]] = max(types.get(parts[1], 0), int(parts[2]))
+    return types
+
+
+PARTITIONS = profile_partitions()
+GPU_TYPES = profile_gpu_types()
 
 ETC = "/etc/slurm"
 SLURM_CONF = f"{ETC}/slurm.conf"
@@ -271,7 +307,7 @@ def slurm_conf(testbed: Testbed) -> str:
     host = socket.gethostname().split(".")[0]
     nodes = "\n".join(
         f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={ports[node]}"
-        f" CPUs={CPUS_PER_NODE} RealMemory={MEMORY_PER_NODE_MB} Gres=gpu:{GPU_TYPE}:{GPUS_PER_NODE} State=UNKNOWN"
+        f" CPUs={CPUS_PER_NODE} RealMemory={MEMORY_PER_NODE_MB} Gres={node_gres()} State=UNKNOWN"
         for node in NODES
     )
     partitions = "\n".join(
@@ -323,11 +359,24 @@ AccountingStorageTRES=gres/gpu
 """
 
 
+def node_gres() -> str:
+    return ",".join(f"gpu:{kind}:{count}" for kind, count in GPU_TYPES.items())
+
+
+def device_ranges() -> dict[str, tuple[int, int]]:
+    """The device files of each GPU type: nvidia<first> to nvidia<last>."""
+    ranges, first = {}, 0
+    for kind, count in GPU_TYPES.items():
+        ranges[kind] = (first, first + count - 1)
+        first += count
+    return ranges
+
+
 def gres_conf(testbed: Testbed) -> str:
     # Both "nodes" share the device files: SLURM only checks that they are character devices.
     lines = [MARKER, "AutoDetect=off"] + [
-        f"NodeName={node} Name=gpu Type={GPU_TYPE} File={testbed.device_dir}/nvidia[0-{GPUS_PER_NODE - 1}]"
-        for node in NODES
+        f"NodeName={node} Name=gpu Type={kind} File={testbed.device_dir}/nvidia[{first}-{last}]"
+        for node in NODES for kind, (first, last) in device_ranges().items()
     ]
     return "\n".join(lines) + "\n"
 
@@ -472,8 +521,9 @@ def start_slurm(testbed: Testbed) -> None:
 
 def _check_gpus() -> None:
     output = run(["scontrol", "show", "node", NODES[0]], timeout=20).stdout
-    if f"gpu:{GPU_TYPE}:{GPUS_PER_NODE}" not in output:
-        raise TestbedError(f"{NODES[0]} does not offer gpu:{GPU_TYPE}:{GPUS_PER_NODE}:\n{output}")
+    for kind, count in GPU_TYPES.items():
+        if f"gpu:{kind}:{count}" not in output:
+            raise TestbedError(f"{NODES[0]} does not offer gpu:{kind}:{count}:\n{output}")
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -538,7 +588,7 @@ def _start(log) -> Testbed:
         testbed.ports = {name: port for name, port in zip(testbed.ports, range(_free_port(), 65535, 7))}
     _save_state(testbed)
     try:
-        for index in range(GPUS_PER_NODE):
+        for index in range(sum(GPU_TYPES.values())):
             os.mknod(os.path.join(testbed.device_dir, f"nvidia{index}"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         _write(SLURM_CONF, slurm_conf(testbed))
         _write(GRES_CONF, gres_conf(testbed))

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -68,9 +69,9 @@ def wait_for_demo_corpus(timeout=1500):
         time.sleep(10)
 
 
-def merged_profile(overlay):
-    """profiles/slurm/config.yaml with the overlay's values merged in key by key."""
-    profile = load_yaml(os.path.join(REPO, "profiles", "slurm", "config.yaml"))
+def merged_profile(overlay, name="slurm"):
+    """profiles/<name>/config.yaml with the overlay's values merged in key by key."""
+    profile = load_yaml(os.path.join(REPO, "profiles", name, "config.yaml"))
     for key, value in overlay.items():
         if isinstance(value, dict) and isinstance(profile.get(key), dict):
             for name, inner in value.items():
@@ -83,12 +84,12 @@ def merged_profile(overlay):
     return profile
 
 
-def write_testbed_profile(workdir):
-    """Write profiles/slurm-testbed/ into the clone: the production profile with the overlay merged in."""
-    profile = merged_profile(load_yaml(OVERLAY))
-    os.makedirs(os.path.join(workdir, "profiles", "slurm-testbed"), exist_ok=True)
-    write_yaml(os.path.join(workdir, "profiles", "slurm-testbed", "config.yaml"), profile)
-    return "profiles/slurm-testbed"
+def write_testbed_profile(workdir, name="slurm"):
+    """Write profiles/<name>-testbed/ into the clone: the profile with the overlay merged in."""
+    profile = merged_profile(load_yaml(OVERLAY), name)
+    os.makedirs(os.path.join(workdir, "profiles", f"{name}-testbed"), exist_ok=True)
+    write_yaml(os.path.join(workdir, "profiles", f"{name}-testbed", "config.yaml"), profile)
+    return f"profiles/{name}-testbed"
 
 
 def small_config(workdir):
@@ -626,3 +627,41 @@ def test_many_small_corpus_files_are_prepared_in_one_slurm_job_when_grouped(slur
         statistics = json.load(handle)
     assert [entry["path"] for entry in statistics["files"]] == [f"dump/part-{index}.jsonl.gz" for index in range(4)]
     assert statistics["total"]["documents_read"] == 1200
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.snakemake
+@pytest.mark.parametrize("profile", [name for name in SLURM_PROFILES if name != "slurm"])
+def test_every_profile_trains_a_segment_on_the_test_cluster(profile, slurm_demo, tmp_path):
+    """The demo's first segment again through each other profile (its partitions, GPU type, cores, srun).
+
+    The finished demo is copied with its times and its training removed, so that only
+    check_phase128 and the first segment's job run; profiles/slurm/ ran the whole demo above.
+    """
+    workdir = str(tmp_path / "clone")
+    shutil.copytree(slurm_demo.workdir, workdir, symlinks=True)
+    for name in ("phase128", "phase512", "export", "report"):
+        shutil.rmtree(os.path.join(workdir, "results", RUN, name), ignore_errors=True)
+    testbed_profile = write_testbed_profile(workdir, profile)
+    values = load_yaml(os.path.join(workdir, testbed_profile, "config.yaml"))
+    first_end = PHASE1_SEGMENTS[0]
+    target = f"results/{RUN}/phase128/model.ckpt-{first_end}.index"
+    result = subprocess.run(
+        snakemake_command("--profile", testbed_profile, "--configfile", "slurm.yaml", "--verbose", target),
+        cwd=workdir, capture_output=True, text=True, timeout=900,
+        env=dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT),
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:] + f" (clone {workdir})"
+    (comment, words), = [call for call in submissions(output) if call[0].startswith("rule_pretrain_phase128")]
+    expected = values["set-resources"]["pretrain_phase128"]
+    assert option(words, "-p") == expected["slurm_partition"] and option(words, "--gres") == expected["gres"], words
+    assert option(words, "--nodes") == str(expected["nodes"]), words
+    assert option(words, "--ntasks-per-node") == str(expected["tasks_per_node"]), words
+    log = open(os.path.join(workdir, "results", RUN, "logs", "phase128", f"segment-{first_end}.log")).read()
+    ranks = expected["nodes"] * expected["tasks_per_node"]
+    precision = values.get("config", {}).get("training", {}).get("precision") or load_yaml(
+        os.path.join(workdir, "slurm.yaml"))["training"]["precision"]
+    assert f"rank 0 of {ranks} (multiworker), {precision}" in log, log[-3000:]
+    assert os.path.exists(os.path.join(workdir, target))

@@ -153,4 +153,8 @@ def run_segment_job(args) -> int:
         "on" if settings.use_xla else "off", settings.train_batch_size, settings.gradient_accumulation_steps,
         settings.train_batch_size * settings.gradient_accumulation_steps * replica.size,
     )
+    log.info(
+        "Compile caches (kept between segments; README, \"For your cluster\"): TF_XLA_FLAGS=%s CUDA_CACHE_PATH=%s",
+        os.environ.get("TF_XLA_FLAGS", ""), os.environ.get("CUDA_CACHE_PATH", ""),
+    )
     return train_segment(settings, replica)

@@ -77,6 +77,10 @@ def main(argv=None):
     if args.check_only is not None:
         check_segment_job(args, args.check_only)
         return 0
+    # Before TensorFlow is imported: XLA reads TF_XLA_FLAGS once. The run directory holds the phases.
+    from bert_pretraining.compile_cache import use_compile_caches
+
+    use_compile_caches(os.path.dirname(os.path.abspath(args.output_dir)))
     from bert_pretraining.inputs import expand_input_files, naming_damaged_records
 
     with naming_damaged_records(expand_input_files(args.input_file)):
