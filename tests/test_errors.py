@@ -131,3 +131,38 @@ def test_a_read_only_file_system_is_named_as_such(tmp_path, capsys):
         f"error: cannot access {path}: read-only file system; "
         "put results_dir on a writable file system (or remount it read-write) and rerun\n"
     )
+
+
+# A process whose normal exit waits 60 s for a thread (as a crashed rank's teardown waited for
+# tf.data's thread pools), then fails inside exiting_at_once_on_crash.
+SLOW_TEARDOWN = """
+import sys, threading, time
+from bert_pretraining.errors import ConfigError, exiting_at_once_on_crash, run_main
+threading.Thread(target=time.sleep, args=(60,)).start()
+def main(argv):
+    with exiting_at_once_on_crash(enabled=sys.argv[1] == "on"):
+        raise {error}("the collective failed: a peer is gone")
+run_main(main)
+"""
+
+
+def run_snippet(error, enabled, timeout=30):
+    return subprocess.run(
+        [sys.executable, "-c", SLOW_TEARDOWN.format(error=error), enabled], capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_crashed_rank_exits_at_once_with_its_traceback():
+    result = run_snippet("RuntimeError", "on")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "RuntimeError: the collective failed" in result.stderr
+
+
+def test_a_users_mistake_is_still_one_line_and_without_the_switch_the_teardown_runs():
+    with pytest.raises(subprocess.TimeoutExpired) as waited:
+        run_snippet("ConfigError", "on", timeout=5)  # run_main's sys.exit(2) waits for the thread
+    stderr = waited.value.stderr.decode() if isinstance(waited.value.stderr, bytes) else waited.value.stderr
+    assert stderr == "error: the collective failed: a peer is gone\n"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_snippet("RuntimeError", "off", timeout=5)

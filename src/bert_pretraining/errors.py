@@ -8,9 +8,12 @@ traceback from deep inside a library. So is a file the user has made
 unwritable (a run directory left read-only, a file system mounted read-only).
 """
 
+import contextlib
 import errno
+import logging
 import os
 import sys
+import traceback
 
 # What a user can do to the run's files: take away their permissions (EACCES,
 # EPERM) or mount them read-only (EROFS). Other OSErrors keep their traceback.
@@ -56,6 +59,29 @@ def run_main(main, argv=None):
         print(f"error: cannot access {os.fsdecode(error.filename)}: {permission_reason(error)}; "
               f"{permission_advice(error)}", file=sys.stderr)
         sys.exit(2)
+
+
+@contextlib.contextmanager
+def exiting_at_once_on_crash(enabled: bool = True):
+    """An unexpected error ends the process at once: traceback, logs flushed, os._exit(1).
+
+    For a rank of a multi-rank job. When another rank dies, the survivors' next collective
+    fails at once, but the interpreter's teardown after the traceback (tf.data's thread pools,
+    the final garbage collection) took over two minutes beside a busy neighbour, holding the
+    GPU. Errors a user can fix (WorkflowError, permissions) still reach run_main's one line.
+    """
+    try:
+        yield
+    except WorkflowError:
+        raise
+    except Exception as error:
+        if not enabled or is_permission_error(error):
+            raise
+        traceback.print_exc()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def is_permission_error(error) -> bool:

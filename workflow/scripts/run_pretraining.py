@@ -24,7 +24,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bert_pretraining.cli import add_bool_flag, setup_logging
-from bert_pretraining.errors import run_main
+from bert_pretraining.errors import exiting_at_once_on_crash, run_main
 from bert_pretraining.job_flags import TRAINING_FLAGS, add_setting_flags
 from bert_pretraining.settings import default_warmup_steps
 
@@ -82,9 +82,11 @@ def main(argv=None):
 
     use_compile_caches(os.path.dirname(os.path.abspath(args.output_dir)))
     from bert_pretraining.inputs import expand_input_files, naming_damaged_records
+    from bert_pretraining.topology import detect_topology
 
-    with naming_damaged_records(expand_input_files(args.input_file)):
-        return run_segment_job(args)
+    with exiting_at_once_on_crash(enabled=detect_topology().size > 1):
+        with naming_damaged_records(expand_input_files(args.input_file)):
+            return run_segment_job(args)
 
 
 if __name__ == "__main__":
