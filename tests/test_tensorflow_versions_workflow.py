@@ -2,8 +2,8 @@
 
 The small run of the fault tests (two segments in phase 1, one in phase 2) reaches its
 export with the training jobs on TensorFlow 2.16 and 2.18 (the environments of
-tests/test_tensorflow_versions.py, as a site's module gives them), and learns as much as
-with .venv's 2.21: the held-out accuracy of both phases within noise of 2.21's.
+tests/test_tensorflow_versions.py, as a site's module gives them), and ends where .venv's
+2.21 ends: the held-out accuracy and masked-LM loss of both phases within noise of 2.21's.
 """
 
 import glob
@@ -16,9 +16,10 @@ from fault_helpers import CONFIG, PHASE1, PHASE2, RUN, small_config
 from test_tensorflow_versions import site_tensorflow_params
 from workflow_helpers import fresh_clone, snakemake, write_yaml
 
-# Held-out masked-LM accuracy may differ this much between TensorFlow versions (kernels
-# and their summation order differ); measured: equal to 7 digits in loss (2.16, 2.18 vs 2.21).
+# Kernels and their summation order differ between TensorFlow versions. Measured on the small
+# run (2026-12-05): held-out accuracy equal, masked-LM loss within 3e-7 of 2.21's.
 ACCURACY_TOLERANCE = 0.005
+LOSS_TOLERANCE = 1e-3
 
 
 def run_small(workdir, python=None):
@@ -58,7 +59,7 @@ def module_wrapper(directory, python):
 @pytest.mark.slow
 @pytest.mark.snakemake
 @pytest.mark.parametrize("python", site_tensorflow_params(("2.16", "2.18")))
-def test_a_short_run_reaches_its_export_and_learns_as_on_2_21(python, tensorflow_2_21_run, tmp_path):
+def test_a_short_run_reaches_its_export_with_the_held_out_figures_of_2_21(python, tensorflow_2_21_run, tmp_path):
     version = os.path.basename(os.path.dirname(os.path.dirname(python)))[len(".venv-tf"):]  # 216
     # 2.16 as a virtual environment's interpreter, 2.18 through a module's wrapper script.
     training_python = python if version == "216" else module_wrapper(str(tmp_path), python)
@@ -67,5 +68,6 @@ def test_a_short_run_reaches_its_export_and_learns_as_on_2_21(python, tensorflow
     assert logs.count("initialised from") == 2, logs[-3000:]  # segments 2 and 3 continue from their predecessor
     reference, _ = tensorflow_2_21_run
     for phase in (PHASE1, PHASE2):
-        ours, theirs = evaluations[phase]["masked_lm_accuracy"], reference[phase]["masked_lm_accuracy"]
-        assert abs(ours - theirs) <= ACCURACY_TOLERANCE, (phase, ours, theirs)
+        for metric, tolerance in (("masked_lm_accuracy", ACCURACY_TOLERANCE), ("masked_lm_loss", LOSS_TOLERANCE)):
+            ours, theirs = evaluations[phase][metric], reference[phase][metric]
+            assert abs(ours - theirs) <= tolerance, (phase, metric, ours, theirs)
