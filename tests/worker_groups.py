@@ -19,8 +19,12 @@ SESSION_FIXTURE_GROUPS = {
 GROUP_OF_MODULE = {module: group for group, modules in SESSION_FIXTURE_GROUPS.values() for module in modules}
 # The longest groups start first, so that neither worker is left with a long group at the
 # end while the other idles (serial `make test --durations`, 2026-12-02: slurm 20 min,
-# test_distributed 10, test_faults 8, demo 8; no other group over 3).
-LONGEST_GROUPS = ("slurm", "tests/test_distributed.py", "tests/test_faults.py", "demo")
+# test_distributed 10, test_faults 8, demo 8; no other group over 3; 2026-12-05: the two
+# TensorFlow-version modules 3 and 3.5).
+LONGEST_GROUPS = (
+    "slurm", "tests/test_distributed.py", "tests/test_faults.py", "demo",
+    "tests/test_tensorflow_versions_workflow.py", "tests/test_tensorflow_versions.py",
+)
 
 
 def group_of(nodeid):
