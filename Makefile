@@ -2,7 +2,8 @@
 # Both create their own virtual environment on first use and reuse it after.
 PYTHON ?= python3
 VENV ?= .venv
-VENV_TF215 = .venv-tf215  # the SITE_TENSORFLOWS environment that Horovod is built into
+# The SITE_TENSORFLOWS environment that Horovod is built into.
+VENV_TF215 = .venv-tf215
 CORES ?= 2
 PIP_FLAGS ?= -q
 
