@@ -4,9 +4,11 @@ A run trains in segments, each a new job and a new process. Three compilers woul
 start from nothing in every segment:
 
 * XLA: TensorFlow's persistent compilation cache (`--tf_xla_persistent_cache_directory` in
-  TF_XLA_FLAGS, in every TensorFlow the workflow supports, 2.15-2.21) keeps each compiled
-  `jit_compile` function on disk. Its key holds neither TensorFlow's version nor the device, so
-  the directory is one per TensorFlow version and machine architecture.
+  TF_XLA_FLAGS) keeps each compiled `jit_compile` function on disk. Its key holds neither
+  TensorFlow's version nor the device, so the directory is one per TensorFlow version and
+  machine architecture. Used from TensorFlow 2.16 on: 2.15 has the flag, but its first XLA
+  step then fails on CPU ("TargetRegistry::lookupTarget failed: No available targets are
+  compatible with triple "unknown""; measured here, 2.16, 2.18 and 2.21 work).
 * CUDA: TensorFlow's wheels carry Hopper (sm_90) code only as PTX, which the driver compiles on
   the first start on an H100/GH200 (tensorflow#60739, #62320: "could take 30 minutes or
   longer") and keeps in its JIT cache: CUDA_CACHE_PATH (default ~/.nv/ComputeCache, where
@@ -20,7 +22,6 @@ Variables the user (or the site's module) has set are left as they are.
 
 from __future__ import annotations
 
-import getpass
 import importlib.metadata
 import os
 import platform
@@ -28,6 +29,7 @@ import platform
 COMPILE_CACHE_DIR = "compile-cache"  # under the run directory
 CUDA_CACHE_MAXSIZE = str(4 * 1024**3)  # the driver's maximum
 TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-rocm", "tensorflow-macos", "tf-nightly")
+XLA_CACHE_FROM = (2, 16)  # the first TensorFlow whose persistent XLA cache works (see above)
 
 
 def tensorflow_version() -> str:
@@ -40,20 +42,32 @@ def tensorflow_version() -> str:
     return "unknown"
 
 
+def has_working_xla_cache(version: str) -> bool:
+    """True for TensorFlow 2.16 and later; False for 2.15 and for a version that cannot be read."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= XLA_CACHE_FROM
+
+
 def compile_cache_directory(run_dir: str, version: str, machine: str | None = None) -> str:
     return os.path.join(run_dir, COMPILE_CACHE_DIR, f"tf{version}-{machine or platform.machine()}")
 
 
-def compile_cache_environment(cache_dir: str, environ, job_id: str | None = None) -> dict[str, str]:
+def compile_cache_environment(
+    cache_dir: str, environ, job_id: str | None = None, *, xla_cache: bool = True
+) -> dict[str, str]:
     """The variables to add to `environ` for the caches in `cache_dir`; those already set are kept."""
     added = {}
     xla_flags = environ.get("TF_XLA_FLAGS", "")
-    if "--tf_xla_persistent_cache_directory" not in xla_flags:
+    if xla_cache and "--tf_xla_persistent_cache_directory" not in xla_flags:
         added["TF_XLA_FLAGS"] = f"{xla_flags} --tf_xla_persistent_cache_directory={cache_dir}/xla".strip()
     defaults = {
         "CUDA_CACHE_PATH": os.path.join(cache_dir, "cuda"),
         "CUDA_CACHE_MAXSIZE": CUDA_CACHE_MAXSIZE,
-        "MIOPEN_USER_DB_PATH": f"/tmp/{getpass.getuser()}-miopen-{job_id or os.getpid()}",
+        # By uid: a container may have no passwd entry for the user.
+        "MIOPEN_USER_DB_PATH": f"/tmp/miopen-{os.getuid()}-{job_id or os.getpid()}",
     }
     defaults["MIOPEN_CUSTOM_CACHE_DIR"] = environ.get("MIOPEN_USER_DB_PATH", defaults["MIOPEN_USER_DB_PATH"])
     added.update({name: value for name, value in defaults.items() if name not in environ})
@@ -62,8 +76,11 @@ def compile_cache_environment(cache_dir: str, environ, job_id: str | None = None
 
 def use_compile_caches(run_dir: str, environ=os.environ) -> dict[str, str]:
     """Set the caches' variables for this process (before TensorFlow is imported); returns what was set."""
-    cache_dir = compile_cache_directory(os.path.abspath(run_dir), tensorflow_version())
-    added = compile_cache_environment(cache_dir, environ, environ.get("SLURM_JOB_ID"))
+    version = tensorflow_version()
+    cache_dir = compile_cache_directory(os.path.abspath(run_dir), version)
+    added = compile_cache_environment(
+        cache_dir, environ, environ.get("SLURM_JOB_ID"), xla_cache=has_working_xla_cache(version)
+    )
     if "TF_XLA_FLAGS" in added:
         os.makedirs(os.path.join(cache_dir, "xla"), exist_ok=True)
     if "CUDA_CACHE_PATH" in added:
