@@ -23,6 +23,11 @@ def site_python(version: str) -> str:
     return os.path.join(REPO, SITE_TENSORFLOWS[version], "bin", "python")
 
 
+def version_of(python: str) -> str:
+    """"2.16" for .venv-tf216's interpreter."""
+    return next(version for version in SITE_TENSORFLOWS if site_python(version) == python)
+
+
 def site_tensorflow_params(versions=tuple(SITE_TENSORFLOWS)):
     """One parameter per version: the interpreter of its environment, skipped where it is missing."""
     return [
@@ -43,7 +48,7 @@ def tensorflow_version(python: str) -> str:
 
 @pytest.mark.parametrize("python", site_tensorflow_params())
 def test_model_training_and_bit_identical_resume(python):
-    version = next(version for version in SITE_TENSORFLOWS if site_python(version) == python)
+    version = version_of(python)
     assert tensorflow_version(python).startswith(version + "."), python
     result = subprocess.run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",

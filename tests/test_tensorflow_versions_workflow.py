@@ -13,7 +13,7 @@ import pytest
 
 from bert_pretraining.files import read_json
 from fault_helpers import CONFIG, PHASE1, PHASE2, RUN, small_config
-from test_tensorflow_versions import site_tensorflow_params
+from test_tensorflow_versions import site_tensorflow_params, version_of
 from workflow_helpers import fresh_clone, snakemake, write_yaml
 
 # Kernels and their summation order differ between TensorFlow versions. Measured on the small
@@ -60,11 +60,11 @@ def module_wrapper(directory, python):
 @pytest.mark.snakemake
 @pytest.mark.parametrize("python", site_tensorflow_params(("2.16", "2.18")))
 def test_a_short_run_reaches_its_export_with_the_held_out_figures_of_2_21(python, tensorflow_2_21_run, tmp_path):
-    version = os.path.basename(os.path.dirname(os.path.dirname(python)))[len(".venv-tf"):]  # 216
+    version = version_of(python)
     # 2.16 as a virtual environment's interpreter, 2.18 through a module's wrapper script.
-    training_python = python if version == "216" else module_wrapper(str(tmp_path), python)
+    training_python = python if version == "2.16" else module_wrapper(str(tmp_path), python)
     evaluations, logs = run_small(fresh_clone(str(tmp_path / "clone")), training_python)
-    assert logs.count(f"TensorFlow {version[0]}.{version[1:]}.") == 3, logs[-3000:]  # every segment
+    assert logs.count(f"TensorFlow {version}.") == 3, logs[-3000:]  # every segment
     assert logs.count("initialised from") == 2, logs[-3000:]  # segments 2 and 3 continue from their predecessor
     reference, _ = tensorflow_2_21_run
     for phase in (PHASE1, PHASE2):
