@@ -188,7 +188,7 @@ def worker_ours(cfg: dict) -> dict:
         num_attention_heads=cfg["heads"], intermediate_size=cfg["intermediate"], max_position_embeddings=512,
     )
     settings = SegmentSettings(
-        bert_config=bert, input_files=[], records_per_file={}, output_dir=tempfile.mkdtemp(),
+        bert_config=bert, input_files=[], records_per_file={}, inputs={}, output_dir=tempfile.mkdtemp(),
         init_checkpoint=None, init_from=None, start_step=0, end_step=10**6, run_last_step=10**6,
         max_seq_length=cfg["seq"], max_predictions_per_seq=cfg["predictions"], train_batch_size=cfg["batch"],
         num_train_steps=10_000, num_warmup_steps=100, learning_rate=1e-4, precision="fp32",

@@ -10,7 +10,7 @@ from pathlib import Path
 # does, in the main process).
 from bert_pretraining.errors import ConfigError
 from bert_pretraining.job_resources import check_environment_references
-from bert_pretraining.job_flags import TRAINING_FLAGS, flag_values, format_flags
+from bert_pretraining.job_flags import format_flags, job_values
 from bert_pretraining.plan import find_segment, previous_segment
 from bert_pretraining.settings import (
     corpus_files,
@@ -220,7 +220,7 @@ def segment_flags_for(phase):
             "start_step": segment.start_step,
             "end_step": segment.end_step,
             "run_last_step": RUN_LAST_STEP,
-            **flag_values(TRAINING_FLAGS, SETTINGS, phase),
+            **job_values("train", SETTINGS, phase),
         }
         return format_flags(flags)
 

@@ -1,7 +1,6 @@
 # After each phase: masked-LM and NSP accuracy and loss on the held-out records,
 # beside the baseline of always predicting the training records' most frequent
 # masked token (the sidecar stands for the training record files).
-from bert_pretraining.job_flags import EVALUATION_FLAGS
 
 for _phase in PHASES:
 
@@ -21,7 +20,7 @@ for _phase in PHASES:
         benchmark:
             f"{BENCHMARKS}/{_phase.name}/evaluate.tsv"
         params:
-            flags=format_flags(flag_values(EVALUATION_FLAGS, SETTINGS, _phase)),
+            flags=format_flags(job_values("evaluate", SETTINGS, _phase)),
             training=f"{records_dir(_phase.max_seq_length)}/shard_*.tfrecord",
         shell:
             "{PYTHON} {SCRIPTS}/evaluate.py --checkpoint {input.index:q}"

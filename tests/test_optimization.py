@@ -3,12 +3,17 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from bert_pretraining.modeling import BertConfig, BertPretrainer, pretraining_loss
 from bert_pretraining.optimization import (
     AdamWeightDecay,
     DynamicLossScale,
+    Lamb,
     clip_by_global_norm,
+    make_optimizer,
 )
 from bert_pretraining.schedule import learning_rate_tensor
 
@@ -132,6 +137,161 @@ def test_gradient_count_must_match():
     optimizer = AdamWeightDecay(make_variables())
     with pytest.raises(ValueError, match="got 2 gradients for 6 variables"):
         optimizer.apply_gradients([None, None], 1e-3)
+
+
+# -- Lamb ---------------------------------------------------------------------
+
+# One variable per rule: decayed and adapted, excluded from decay ("bias"),
+# excluded from decay and (in the test below) from layer adaptation
+# ("LayerNorm"), and a decayed kernel that starts at zero (trust ratio guard).
+LAMB_NAMES = [
+    "bert/encoder/layer_0/attention/self/query/kernel",
+    "bert/encoder/layer_0/attention/self/query/bias",
+    "bert/encoder/layer_0/attention/output/LayerNorm/gamma",
+    "cls/predictions/transform/dense/kernel",
+]
+LAMB_SHAPES = [[3, 4], [4], [4], [2, 3]]
+
+
+def make_lamb_variables():
+    rng = np.random.default_rng(3)
+    values = [
+        rng.normal(size=[3, 4]),
+        rng.normal(size=[4]),
+        1.0 + 0.1 * rng.normal(size=[4]),
+        np.zeros([2, 3]),
+    ]
+    return {name: tf.Variable(value.astype(np.float32), name=name) for name, value in zip(LAMB_NAMES, values)}
+
+
+def lamb_reference(params, steps, *, exclude_from_layer_adaptation=(), weight_decay_rate=0.01,
+                   beta_1=0.9, beta_2=0.999, epsilon=1e-6):
+    """LAMB in numpy (paper's Algorithm 2 as NVIDIA's BERT runs it).
+
+    ``steps`` is a list of (grads, learning_rate, apply); a skipped step
+    (apply False) changes nothing and does not advance the global step; a
+    None gradient leaves its variable alone.
+    """
+    params = {name: value.astype(np.float64) for name, value in params.items()}
+    m = {name: np.zeros_like(value) for name, value in params.items()}
+    v = {name: np.zeros_like(value) for name, value in params.items()}
+    global_step = 0
+    for grads, learning_rate, apply in steps:
+        if not apply:
+            continue
+        t = global_step + 1
+        for name, grad in zip(params, grads):
+            if grad is None:
+                continue
+            m[name] = beta_1 * m[name] + (1 - beta_1) * grad
+            v[name] = beta_2 * v[name] + (1 - beta_2) * grad**2
+            m_hat = m[name] / (1 - beta_1**t)
+            v_hat = v[name] / (1 - beta_2**t)
+            update = m_hat / (np.sqrt(v_hat) + epsilon)
+            if not any(word in name for word in ("LayerNorm", "layer_norm", "bias")):
+                update = update + weight_decay_rate * params[name]
+            trust_ratio = 1.0
+            if not any(word in name for word in exclude_from_layer_adaptation):
+                weight_norm, update_norm = np.linalg.norm(params[name]), np.linalg.norm(update)
+                if weight_norm > 0 and update_norm > 0:
+                    trust_ratio = weight_norm / update_norm
+            params[name] = params[name] - learning_rate * trust_ratio * update
+        global_step += 1
+    return params, m, v, global_step
+
+
+def test_lamb_slots_have_nvidias_names_and_defaults():
+    variables = make_lamb_variables()
+    optimizer = Lamb(variables)
+    assert list(optimizer.slots_by_name) == [f"{name}/{slot}" for name in LAMB_NAMES for slot in ("adam_m", "adam_v")]
+    assert all(slot.dtype == tf.float32 and not slot.trainable for slot in optimizer.slots_by_name.values())
+    assert (optimizer.weight_decay_rate, optimizer.beta_1, optimizer.beta_2, optimizer.epsilon) == (0.01, 0.9, 0.999, 1e-6)
+    assert optimizer.exclude_from_layer_adaptation == ()
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "xla"])
+def test_lamb_matches_the_reference(compiled):
+    variables = make_lamb_variables()
+    initial = {name: variable.numpy() for name, variable in variables.items()}
+    optimizer = Lamb(variables, exclude_from_layer_adaptation=("LayerNorm",))
+    global_step = tf.Variable(0, dtype=tf.int64)
+    rng = np.random.default_rng(4)
+    steps = []
+    for index in range(6):
+        grads = [rng.normal(size=shape).astype(np.float32) for shape in LAMB_SHAPES]
+        apply = index != 3
+        if index == 0:
+            grads[1] = np.zeros(LAMB_SHAPES[1], np.float32)  # bias: zero update, guard
+        if index == 2:
+            grads[0] = None
+        if not apply:
+            grads = [np.full(shape, np.nan, np.float32) for shape in LAMB_SHAPES]
+        steps.append((grads, [0.05, 0.02, 0.04, 0.03, 0.01, 0.02][index], apply))
+
+    def train_step(grads, learning_rate, finite):
+        optimizer.apply_gradients(grads, learning_rate, should_apply=finite, step=global_step)
+        global_step.assign_add(tf.cast(finite, tf.int64))
+
+    if compiled:
+        train_step = tf.function(train_step, jit_compile=True)
+    for grads, learning_rate, apply in steps:
+        before = [variable.numpy() for variable in variables.values()] + [
+            slot.numpy() for slot in optimizer.slots_by_name.values()
+        ]
+        train_step([None if g is None else tf.constant(g) for g in grads], tf.constant(learning_rate), tf.constant(apply))
+        if not apply:
+            after = [variable.numpy() for variable in variables.values()] + [
+                slot.numpy() for slot in optimizer.slots_by_name.values()
+            ]
+            for old, new in zip(before, after):
+                np.testing.assert_array_equal(new, old)
+
+    params, m, v, reference_step = lamb_reference(initial, steps, exclude_from_layer_adaptation=("LayerNorm",))
+    assert global_step.numpy() == reference_step == 5
+    for name in LAMB_NAMES:
+        np.testing.assert_allclose(variables[name].numpy(), params[name], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(optimizer.slots_by_name[f"{name}/adam_m"].numpy(), m[name], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(optimizer.slots_by_name[f"{name}/adam_v"].numpy(), v[name], rtol=1e-5, atol=1e-8)
+    # The zero kernel moved on its first step (trust ratio 1.0, not 0/0).
+    assert np.all(np.isfinite(variables[LAMB_NAMES[3]].numpy()))
+    assert np.any(variables[LAMB_NAMES[3]].numpy() != 0)
+
+
+def test_lamb_needs_the_step_and_adamw_ignores_it():
+    with pytest.raises(ValueError, match="needs step"):
+        Lamb(make_lamb_variables()).apply_gradients([None] * len(LAMB_NAMES), 1e-3)
+    results = []
+    for step in (None, tf.constant(7, tf.int64)):
+        variables = make_variables()
+        AdamWeightDecay(variables).apply_gradients(make_grads(np.random.default_rng(5)), 1e-3, step=step)
+        results.append([variable.numpy() for variable in variables.values()])
+    for without, with_step in zip(*results):
+        np.testing.assert_array_equal(with_step, without)
+
+
+def test_make_optimizer_builds_each_choice_and_rejects_others():
+    adamw = make_optimizer("adamw", make_variables(), weight_decay_rate=0.02)
+    assert type(adamw) is AdamWeightDecay and adamw.weight_decay_rate == 0.02
+    lamb = make_optimizer("lamb", make_lamb_variables(), beta_2=0.98)
+    assert type(lamb) is Lamb and lamb.beta_2 == 0.98
+    with pytest.raises(ValueError, match=r"unknown optimizer 'sgd'; choices: adamw, lamb"):
+        make_optimizer("sgd", make_variables())
+
+
+@given(
+    weights=hnp.arrays(np.float32, (3, 4), elements=st.floats(-10, 10, width=32, allow_subnormal=False)),
+    grads=hnp.arrays(np.float32, (3, 4), elements=st.floats(-10, 10, width=32, allow_subnormal=False)),
+    learning_rate=st.floats(1e-3, 0.1),
+    step=st.integers(0, 10**6),
+    name=st.sampled_from(LAMB_NAMES[:3]),
+)
+def test_lamb_moves_each_variable_by_the_learning_rate_times_its_norm(weights, grads, learning_rate, step, name):
+    """With layer adaptation, ||change|| = lr * trust * ||update|| = lr * ||weights||, whatever the gradient."""
+    assume(np.linalg.norm(weights) > 1e-3 and np.max(np.abs(grads)) > 1e-6)
+    variable = tf.Variable(weights, name=name)
+    Lamb({name: variable}).apply_gradients([tf.constant(grads)], learning_rate, step=tf.constant(step, tf.int64))
+    change = variable.numpy().astype(np.float64) - weights
+    np.testing.assert_allclose(np.linalg.norm(change), learning_rate * np.linalg.norm(weights.astype(np.float64)), rtol=1e-3)
 
 
 # -- clip_by_global_norm ------------------------------------------------------

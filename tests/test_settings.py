@@ -10,9 +10,10 @@ from snakemake.utils import update_config
 
 from bert_pretraining import settings as settings_module
 from bert_pretraining.errors import ConfigError
-from bert_pretraining.job_flags import EVALUATION_FLAGS, TRAINING_FLAGS, flag_values
+from bert_pretraining import schema as schema_module
+from bert_pretraining.job_flags import add_job_flags, job_settings_from_args, job_values
+from bert_pretraining.schema import config_schema, job_settings
 from bert_pretraining.settings import (
-    config_schema,
     load_config,
     load_settings,
     merge_config,
@@ -41,25 +42,34 @@ def test_sections_are_the_schemas_keys():
     """Each typed section has exactly the keys the schema declares (no key is declared twice)."""
     schema = config_schema()["properties"]
     sections = {
-        "corpus": settings_module.CorpusSettings, "vocabulary": settings_module.VocabularySettings,
-        "records": settings_module.RecordsSettings, "model": settings_module.ModelSettings,
-        "training": settings_module.TrainingSettings,
+        "corpus": schema_module.CorpusSettings, "vocabulary": schema_module.VocabularySettings,
+        "records": schema_module.RecordsSettings, "model": schema_module.ModelSettings,
+        "training": schema_module.TrainingSettings,
     }
     for section, cls in sections.items():
         assert {field.name for field in dataclasses.fields(cls)} == set(schema[section]["properties"]), section
-    phase_fields = {field.name for field in dataclasses.fields(settings_module.PhaseSettings)}
+    phase_fields = {field.name for field in dataclasses.fields(schema_module.PhaseSettings)}
     assert phase_fields - {"name"} == set(schema["phases"]["items"]["properties"])
     derived = {"overridden"}  # what init_from replaced: a consequence of the keys, not a key
     assert {field.name for field in dataclasses.fields(settings_module.Settings)} - derived == set(schema)
 
 
-def test_flags_name_settings_that_exist(monkeypatch):
+@pytest.mark.parametrize("job", ["train", "evaluate"])
+def test_job_flags_carry_every_setting_of_the_job_and_read_back(job, monkeypatch):
+    """Each flag of a job has help and a value in the run; parsing the command line gives the values back."""
+    import argparse
+    import shlex
+
+    from bert_pretraining.job_flags import format_flags
+
     monkeypatch.chdir(REPO)
     settings = load_settings([DEMO])
-    for flags in (TRAINING_FLAGS, EVALUATION_FLAGS):
-        values = flag_values(flags, settings, settings.phases[0])
-        assert values and all(flag.schema().get("description") for flag in flags)
-        assert all(value is not None for value in values.values()), values
+    values = job_values(job, settings, settings.phases[0])
+    assert values and all(setting.schema.get("description") for setting in job_settings(job))
+    assert all(value is not None for value in values.values()), values
+    parser = argparse.ArgumentParser()
+    add_job_flags(parser, job)
+    assert job_settings_from_args(job, parser.parse_args(shlex.split(format_flags(values)))) == values
 
 
 def test_partial_config_takes_the_rest_from_config_yaml(tmp_path, monkeypatch):

@@ -47,7 +47,7 @@ def settings(records, output_dir, start, end, **overrides):
         num_warmup_steps=2, learning_rate=1e-3, precision="fp32", use_xla=False,
         save_checkpoints_steps=2, keep_checkpoints=2, log_every_steps=2, seed=7,
         scale_learning_rate_by_ranks=False, use_next_sentence_prediction=True, gradient_accumulation_steps=1,
-        hang_timeout_seconds=3600, divergence_patience=3, inputs=dict(TRAINED_ON),
+        hang_timeout_seconds=3600, inputs=dict(TRAINED_ON),
     )
     values.update(overrides)
     return SegmentSettings(**values)
@@ -106,6 +106,23 @@ def test_two_segments_equal_one(records, tmp_path, straight_run):
     metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [m["step"] for m in metrics] == [2, 4, 6, 8, 10]
     assert metrics[-1]["loss"] < metrics[0]["loss"]
+
+
+def test_lamb_trains_and_two_segments_equal_one(records, tmp_path):
+    """LAMB's bias correction counts from the checkpointed global step, so a resumed segment continues exactly."""
+    straight, adamw = tmp_path / "straight", tmp_path / "adamw"
+    straight.mkdir(), adamw.mkdir()
+    assert train_segment(settings(records, straight, 0, 6, optimizer="lamb"), single_process()) == 0
+    assert train_segment(settings(records, tmp_path, 0, 3, optimizer="lamb"), single_process()) == 0
+    first_end = os.path.join(str(tmp_path), "model.ckpt-3")
+    resumed = settings(records, tmp_path, 3, 6, optimizer="lamb", init_checkpoint=first_end)
+    assert train_segment(resumed, single_process()) == 0
+    assert_identical(weights_at(tmp_path, 6), weights_at(straight, 6))
+    assert train_segment(settings(records, adamw, 0, 6), single_process()) == 0
+    name = "bert/encoder/layer_1/attention/self/query/kernel"
+    assert not np.array_equal(weights_at(adamw, 6)[name], weights_at(straight, 6)[name])
+    metrics = [json.loads(line) for line in open(straight / "metrics.jsonl")]
+    assert all(np.isfinite(m["loss"]) for m in metrics)
 
 
 def test_segment_without_start_checkpoint_is_refused(records, tmp_path):

@@ -29,12 +29,12 @@ from .errors import ConfigError
 from .horovod_replica import create_horovod_replica, horovod_importable
 from .multiworker_replica import create_multiworker_replica
 from .replica import Replica
-from .settings import setting_schema
+from .schema import schema_choices, schema_default
 from .topology import Topology, detect_topology
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "horovod", "multiworker", "none")
+ENGINES = schema_choices("training", "distribution")
 
 # Collectives that wait longer than this fail instead of hanging until the
 # job's time limit. It must cover the slowest rank's first-step XLA compile
@@ -42,7 +42,7 @@ ENGINES = ("auto", "horovod", "multiworker", "none")
 # collective). A rank that dies is noticed much sooner: by srun
 # --kill-on-bad-exit, by Gloo's broken connections, by TensorFlow's
 # coordination-service heartbeats.
-DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = setting_schema("training", "collective_timeout_seconds")["default"]
+DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = schema_default("training", "collective_timeout_seconds")
 
 
 def pin_local_gpu(local_rank: int) -> None:

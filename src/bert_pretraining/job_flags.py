@@ -1,95 +1,77 @@
-"""The settings the training and evaluation programs take as flags: one table.
+"""A job's settings as flags: one convention for every program the workflow runs.
 
-Each flag keeps Google's name where Google's run_pretraining.py has one and
-names the setting it carries. The workflow fills the flags from the run's
-``Settings``; the programs' argparse takes each flag's type, default,
-choices and help from the config schema. So a program called by hand and the
-workflow agree, and no default is written twice.
+The settings a job takes are the schema's keys whose ``x-jobs`` name it
+(schema.job_settings); each becomes one flag, ``--<flag>=<value>``: Google's
+underscore names, booleans ``true``/``false`` (a boolean flag also takes
+``--name`` and ``--noname``, as absl does). The flag's type, choices, default
+and help are the schema's; ``job_values`` fills the values from the run's
+settings, ``format_flags`` writes them on a command line, and
+``job_settings_from_args`` reads them back as keyword arguments. The
+workflow always passes every flag.
+
+Called by hand, a program that stands in for one of Google's keeps Google's
+defaults where they differ from the schema's: ``GOOGLE_DEFAULTS``, the one
+place they are written.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
-from dataclasses import dataclass
 
 from .cli import add_bool_flag
-from .settings import PhaseSettings, Settings, setting_schema
+from .schema import job_settings
 
+# Google's defaults of google-research/bert's programs, where ours stand in for them, by job.
+GOOGLE_DEFAULTS = {
+    # create_pretraining_data.py
+    "records": {
+        "max_seq_length": 128,
+        "max_predictions_per_seq": 20,
+        "do_lower_case": True,
+        "do_whole_word_mask": False,
+        "random_seed": 12345,
+        "dupe_factor": 10,
+        "masked_lm_prob": 0.15,
+        "short_seq_prob": 0.1,
+    },
+}
 
-@dataclass(frozen=True)
-class SettingFlag:
-    name: str
-    # Where the value comes from: "phase.<key>" (the resolved phase) or "<section>.<key>".
-    source: str
-    # The schema entry that declares it, when not the source's own.
-    declared_as: str | None = None
-
-    def schema(self) -> dict:
-        section, key = (self.declared_as or self.source).split(".")
-        return setting_schema("phases" if section == "phase" else section, key)
-
-    def value(self, settings: Settings, phase: PhaseSettings):
-        section, key = self.source.split(".")
-        return getattr(phase if section == "phase" else getattr(settings, section), key)
-
-
-TRAINING_FLAGS = (
-    SettingFlag("max_seq_length", "phase.max_seq_length"),
-    SettingFlag("max_predictions_per_seq", "phase.max_predictions_per_seq"),
-    SettingFlag("train_batch_size", "phase.batch_size_per_gpu"),
-    SettingFlag("num_train_steps", "phase.num_train_steps"),
-    SettingFlag("num_warmup_steps", "phase.num_warmup_steps"),
-    SettingFlag(
-        "gradient_accumulation_steps", "phase.gradient_accumulation_steps", "training.gradient_accumulation_steps"
-    ),
-    SettingFlag("learning_rate", "training.learning_rate"),
-    SettingFlag("scale_learning_rate_by_ranks", "training.scale_learning_rate_by_ranks"),
-    SettingFlag("precision", "training.precision"),
-    SettingFlag("use_xla", "training.use_xla"),
-    SettingFlag("save_checkpoints_steps", "training.save_checkpoints_steps"),
-    SettingFlag("keep_checkpoints", "training.keep_checkpoints"),
-    SettingFlag("log_every_steps", "training.log_every_steps"),
-    SettingFlag("seed", "training.seed"),
-    SettingFlag("use_next_sentence_prediction", "model.use_next_sentence_prediction"),
-    SettingFlag("distribution", "training.distribution"),
-    SettingFlag("fp16_allreduce", "training.fp16_allreduce"),
-    SettingFlag("collective_timeout_seconds", "training.collective_timeout_seconds"),
-    SettingFlag("hang_timeout_seconds", "training.hang_timeout_seconds"),
-    SettingFlag("deterministic", "training.deterministic"),
-)
-
-EVALUATION_FLAGS = (
-    SettingFlag("max_seq_length", "phase.max_seq_length"),
-    SettingFlag("max_predictions_per_seq", "phase.max_predictions_per_seq"),
-    SettingFlag("batch_size", "training.eval_batch_size"),
-    SettingFlag("use_next_sentence_prediction", "model.use_next_sentence_prediction"),
-)
-
-_TYPES = {"integer": int, "number": float, "string": str}
-
-
-def add_setting_flags(parser: argparse.ArgumentParser, flags, *, optional=()) -> None:
-    """One argparse flag per entry; a setting without a schema default is required unless in ``optional``."""
-    for flag in flags:
-        schema = flag.schema()
+def add_job_flags(parser: argparse.ArgumentParser, job: str, *, optional=()) -> None:
+    """One argparse flag per setting of ``job``; one without a default is required unless in ``optional``."""
+    for setting in job_settings(job):
+        schema = setting.schema
         help_text = " ".join(schema.get("description", "").split()).replace("%", "%%")
-        default = schema.get("default")
+        default = GOOGLE_DEFAULTS.get(job, {}).get(setting.flag, schema.get("default"))
         if schema.get("type") == "boolean":
-            add_bool_flag(parser, flag.name, default, help_text)
+            add_bool_flag(parser, setting.flag, default, help_text)
             continue
         parser.add_argument(
-            f"--{flag.name}",
-            type=_TYPES[schema["type"]],
+            f"--{setting.flag}",
+            type=setting.python_type,
             choices=schema.get("enum"),
             default=default,
-            required=default is None and flag.name not in optional,
+            required=default is None and setting.flag not in optional,
             help=help_text,
         )
 
 
-def flag_values(flags, settings: Settings, phase: PhaseSettings) -> dict:
-    return {flag.name: flag.value(settings, phase) for flag in flags}
+def job_values(job: str, settings, phase) -> dict:
+    """The flags of ``job`` for one phase of the run: ``{flag: value}``.
+
+    A key the resolved phase holds (its batch, its schedule, its
+    gradient_accumulation_steps) is the phase's value, else the section's.
+    """
+    values = {}
+    for setting in job_settings(job):
+        holder = phase if hasattr(phase, setting.key) else getattr(settings, setting.section)
+        values[setting.flag] = getattr(holder, setting.key)
+    return values
+
+
+def job_settings_from_args(job: str, args: argparse.Namespace) -> dict:
+    """The parsed flags of ``job`` as keyword arguments, named by flag."""
+    return {setting.flag: getattr(args, setting.flag) for setting in job_settings(job)}
 
 
 def format_flags(values: dict) -> str:

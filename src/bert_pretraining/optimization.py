@@ -1,4 +1,4 @@
-"""Google BERT's optimizer, gradient clipping and dynamic loss scaling.
+"""BERT optimizers (Google's AdamW, NVIDIA's LAMB), gradient clipping, loss scaling.
 
 Like ``modeling``, this uses no Keras (it must run unchanged on TensorFlow 2.15
 and 2.21) and only ops that compile inside ``tf.function(jit_compile=True)``:
@@ -14,7 +14,8 @@ A training step (see ``training``) is, in order::
     grads, global_norm = clip_by_global_norm(grads, 1.0)
     finite = tf.math.is_finite(global_norm)         # any NaN/Inf gradient makes the norm so
     loss_scale.adjust(finite)                       # float16 only
-    optimizer.apply_gradients(grads, learning_rate, should_apply=finite)
+    optimizer.apply_gradients(grads, learning_rate, should_apply=finite, step=global_step)
+    global_step += finite
 
 (Checking the global norm, which clipping computes anyway, instead of every
 gradient with ``tf.math.is_finite`` saves a memory-bound pass over all of
@@ -31,7 +32,108 @@ import tensorflow as tf
 DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
 
 
-class AdamWeightDecay(tf.Module):
+class _AdamStyleOptimizer(tf.Module):
+    """What AdamWeightDecay and Lamb share: slots, entries, decay rule, apply_gradients.
+
+    Subclasses give ``_update_for(entry, next_m, next_v, context)``, the update
+    that is multiplied by the learning rate and subtracted from the variable;
+    ``context`` is what ``_step_context(step)`` computed once for the step.
+    """
+
+    def __init__(
+        self,
+        variables_by_name,
+        *,
+        module_name,
+        weight_decay_rate,
+        beta_1,
+        beta_2,
+        epsilon,
+        exclude_from_weight_decay,
+        exclude_from_layer_adaptation=None,
+    ):
+        super().__init__(name=module_name)
+        self.weight_decay_rate = float(weight_decay_rate)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.exclude_from_weight_decay = tuple(exclude_from_weight_decay)
+        slots = {}
+        entries = []
+        for name, param in variables_by_name.items():
+            # Google's (and NVIDIA's, also for LAMB) checkpoint names.
+            for slot in ("adam_m", "adam_v"):
+                slots[f"{name}/{slot}"] = tf.Variable(
+                    tf.zeros(param.shape, tf.float32), name=f"{name}/{slot}", trainable=False
+                )
+            entries.append(
+                _Entry(
+                    param=param,
+                    m=slots[f"{name}/adam_m"],
+                    v=slots[f"{name}/adam_v"],
+                    # Decided once, from the name: nothing to decide per step.
+                    decay=bool(self.weight_decay_rate)
+                    and not _matches_any(name, self.exclude_from_weight_decay),
+                    layer_adaptation=exclude_from_layer_adaptation is not None
+                    and not _matches_any(name, exclude_from_layer_adaptation),
+                )
+            )
+        self.slots_by_name = slots
+        # Plain objects, so neither tf.Module.variables nor a tf.train.Checkpoint
+        # of the optimizer picks up the model's variables a second time.
+        self._entries = _Entries(entries)
+
+    def apply_gradients(self, grads, learning_rate, *, should_apply=None, step=None):
+        """Updates every variable from its gradient.
+
+        Args:
+          grads: list aligned with ``variables_by_name.values()``; a None
+            entry leaves that variable and its slots untouched (as Google's
+            optimizer skips variables without a gradient).
+          learning_rate: float or float32 scalar tensor.
+          should_apply: optional bool scalar tensor. When False, nothing
+            changes (a step whose gradients are not finite is skipped).
+          step: int64 scalar, the global step before this update (the number
+            of updates applied so far). Lamb needs it for its bias
+            correction; AdamWeightDecay ignores it.
+        """
+        entries = self._entries.items
+        if len(grads) != len(entries):
+            raise ValueError(f"got {len(grads)} gradients for {len(entries)} variables")
+        learning_rate = tf.cast(learning_rate, tf.float32)
+        context = self._step_context(step)
+        if should_apply is None:
+            self._update(grads, entries, learning_rate, context)
+            return
+        # One branch around all updates: a per-element tf.where for every
+        # variable and slot cost ~5% of an fp32 CPU step (issue #8).
+        tf.cond(should_apply, lambda: self._update(grads, entries, learning_rate, context), lambda: None)
+
+    def _step_context(self, step):
+        del step
+        return None
+
+    def _update(self, grads, entries, learning_rate, context):
+        for grad, entry in zip(grads, entries):
+            if grad is None:
+                continue
+            param, m, v = entry.param, entry.m, entry.v
+            grad = tf.cast(tf.convert_to_tensor(grad), tf.float32)
+            next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
+            next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+            update = self._update_for(entry, next_m, next_v, context)
+            param.assign(param - learning_rate * update)
+            m.assign(next_m)
+            v.assign(next_v)
+
+    def _with_weight_decay(self, entry, update):
+        # Decoupled weight decay: added to the update, not to the gradient.
+        if entry.decay:
+            update += self.weight_decay_rate * entry.param
+        return update
+
+
+class AdamWeightDecay(_AdamStyleOptimizer):
     """Google's ``AdamWeightDecayOptimizer``: Adam with decoupled weight decay.
 
     Deliberately the same maths as Google's BERT optimizer, including its
@@ -46,7 +148,8 @@ class AdamWeightDecay(tf.Module):
 
     The slots are float32 variables in ``self.slots_by_name`` under Google's
     checkpoint names ``<variable name>/adam_m`` and ``<variable name>/adam_v``.
-    The optimizer keeps no step counter; the caller owns the global step.
+    The optimizer keeps no step counter; the caller owns the global step (the
+    ``step`` argument of ``apply_gradients`` is accepted and ignored).
     """
 
     def __init__(
@@ -59,84 +162,135 @@ class AdamWeightDecay(tf.Module):
         epsilon=1e-6,
         exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
     ):
-        super().__init__(name="adam_weight_decay")
-        self.weight_decay_rate = float(weight_decay_rate)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        self.epsilon = float(epsilon)
-        self.exclude_from_weight_decay = tuple(exclude_from_weight_decay)
-        slots = {}
-        entries = []
-        for name, param in variables_by_name.items():
-            for slot in ("adam_m", "adam_v"):
-                slots[f"{name}/{slot}"] = tf.Variable(
-                    tf.zeros(param.shape, tf.float32), name=f"{name}/{slot}", trainable=False
-                )
-            entries.append(
-                _Entry(
-                    param=param,
-                    m=slots[f"{name}/adam_m"],
-                    v=slots[f"{name}/adam_v"],
-                    # Decided once, from the name: nothing to decide per step.
-                    decay=self._uses_weight_decay(name),
-                )
-            )
-        self.slots_by_name = slots
-        # Plain objects, so neither tf.Module.variables nor a tf.train.Checkpoint
-        # of the optimizer picks up the model's variables a second time.
-        self._entries = _Entries(entries)
+        super().__init__(
+            variables_by_name,
+            module_name="adam_weight_decay",
+            weight_decay_rate=weight_decay_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+        )
 
-    def apply_gradients(self, grads, learning_rate, *, should_apply=None):
-        """Updates every variable from its gradient.
+    def _update_for(self, entry, next_m, next_v, context):
+        del context  # no bias correction
+        return self._with_weight_decay(entry, next_m / (tf.sqrt(next_v) + self.epsilon))
 
-        Args:
-          grads: list aligned with ``variables_by_name.values()``; a None
-            entry leaves that variable and its slots untouched (as Google's
-            optimizer skips variables without a gradient).
-          learning_rate: float or float32 scalar tensor.
-          should_apply: optional bool scalar tensor. When False, nothing
-            changes (a step whose gradients are not finite is skipped).
-        """
-        entries = self._entries.items
-        if len(grads) != len(entries):
-            raise ValueError(f"got {len(grads)} gradients for {len(entries)} variables")
-        learning_rate = tf.cast(learning_rate, tf.float32)
-        if should_apply is None:
-            self._update(grads, entries, learning_rate)
-            return
-        # One branch around all updates: a per-element tf.where for every
-        # variable and slot cost ~5% of an fp32 CPU step (issue #8).
-        tf.cond(should_apply, lambda: self._update(grads, entries, learning_rate), lambda: None)
 
-    def _update(self, grads, entries, learning_rate):
-        for grad, entry in zip(grads, entries):
-            if grad is None:
-                continue
-            param, m, v = entry.param, entry.m, entry.v
-            grad = tf.cast(tf.convert_to_tensor(grad), tf.float32)
-            next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
-            next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
-            update = next_m / (tf.sqrt(next_v) + self.epsilon)
-            if entry.decay:
-                update += self.weight_decay_rate * param
-            param.assign(param - learning_rate * update)
-            m.assign(next_m)
-            v.assign(next_v)
+class Lamb(_AdamStyleOptimizer):
+    """LAMB (You et al. 2019, arXiv:1904.00962) as NVIDIA's BERT pretraining runs it.
 
-    def _uses_weight_decay(self, name):
-        if not self.weight_decay_rate:
-            return False
-        return not any(re.search(pattern, name) for pattern in self.exclude_from_weight_decay)
+    Facts from NVIDIA's ``LAMBOptimizer`` and ``create_optimizer`` in
+    https://github.com/NVIDIA/DeepLearningExamples/blob/master/TensorFlow/LanguageModeling/BERT/optimization.py
+    (read at commit 729963dd47e7c8bd462ad10bfac7a7b0b604e6dd), which the seed
+    FinBERT run used::
+
+        m = beta_1 * m + (1 - beta_1) * g          # slots named adam_m, adam_v
+        v = beta_2 * v + (1 - beta_2) * g**2
+        t = step + 1
+        update = (m / (1 - beta_1**t)) / (sqrt(v / (1 - beta_2**t)) + epsilon)
+        update += weight_decay_rate * param        # unless the name is excluded
+        trust = ||param|| / ||update||   if both norms > 0, else 1.0
+        param -= learning_rate * trust * update    # norms over the whole tensor
+
+    - Checkpoint slots are ``<name>/adam_m`` and ``<name>/adam_v``, as in AdamW.
+    - Moments ARE bias-corrected (NVIDIA PR #395 made t the global step).
+    - Weight decay: 0.01, except names matching "LayerNorm", "layer_norm", "bias".
+    - Layer adaptation: NVIDIA excludes nothing (biases and LayerNorm get a
+      trust ratio too); names matching ``exclude_from_layer_adaptation`` get
+      trust 1.0, i.e. a plain AdamW-with-bias-correction update.
+    - Trust ratio unclipped, 1.0 when either norm is zero.
+    - Defaults: beta_1=0.9, beta_2=0.999, epsilon=1e-6, weight_decay_rate=0.01.
+
+    Unlike the paper, whose trust ratio is phi(||param||) / ||update|| with phi
+    a clipping function, NVIDIA (followed here) uses phi(z) = z with no bounds.
+
+    The optimizer keeps no step counter: ``apply_gradients`` needs ``step``,
+    the global step before this update, which counts applied (finite) updates
+    and so the updates the moments have seen; t = step + 1. The global step is
+    checkpointed, so a resumed run continues the bias correction exactly; a
+    run that restarts the global step at 0 over carried-over slots restarts
+    the correction too.
+    """
+
+    def __init__(
+        self,
+        variables_by_name,
+        *,
+        weight_decay_rate=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
+        exclude_from_layer_adaptation=(),
+    ):
+        super().__init__(
+            variables_by_name,
+            module_name="lamb",
+            weight_decay_rate=weight_decay_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+            exclude_from_layer_adaptation=tuple(exclude_from_layer_adaptation),
+        )
+        self.exclude_from_layer_adaptation = tuple(exclude_from_layer_adaptation)
+
+    def _step_context(self, step):
+        """The bias corrections, which depend only on the step: once, not per variable."""
+        if step is None:
+            raise ValueError("Lamb.apply_gradients needs step (the global step) for its bias correction")
+        t = tf.cast(step, tf.float32) + 1.0
+        return 1.0 - tf.pow(self.beta_1, t), 1.0 - tf.pow(self.beta_2, t)
+
+    def _update_for(self, entry, next_m, next_v, context):
+        beta_1_correction, beta_2_correction = context
+        update = (next_m / beta_1_correction) / (tf.sqrt(next_v / beta_2_correction) + self.epsilon)
+        update = self._with_weight_decay(entry, update)
+        if not entry.layer_adaptation:
+            return update
+        param_norm = tf.norm(entry.param)
+        update_norm = tf.norm(update)
+        both_positive = tf.logical_and(param_norm > 0.0, update_norm > 0.0)
+        # The division is selected away where a norm is zero (no gradient flows here).
+        trust_ratio = tf.where(both_positive, param_norm / update_norm, 1.0)
+        return trust_ratio * update
+
+
+OPTIMIZERS = {"adamw": AdamWeightDecay, "lamb": Lamb}
+
+
+# The optimizer's settings (the schema's training keys of the same names).
+HYPERPARAMETERS = ("weight_decay_rate", "beta_1", "beta_2", "epsilon")
+
+
+def optimizer_from_settings(settings, variables_by_name):
+    """The optimizer that ``settings.optimizer`` names, with the run's hyperparameters."""
+    hyperparameters = {key: getattr(settings, key) for key in HYPERPARAMETERS}
+    return make_optimizer(settings.optimizer, variables_by_name, **hyperparameters)
+
+
+def make_optimizer(name, variables_by_name, **hyperparameters):
+    """Returns the optimizer called ``name`` ("adamw" or "lamb") over the variables."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choices: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](variables_by_name, **hyperparameters)
+
+
+def _matches_any(name, patterns):
+    """Google's exclusion rule: a variable is excluded if any regex searches its name."""
+    return any(re.search(pattern, name) for pattern in patterns)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Entry:
-    """One variable, its Adam slots and whether it is weight-decayed."""
+    """One variable, its Adam slots, whether it is weight-decayed and (LAMB) layer-adapted."""
 
     param: tf.Variable
     m: tf.Variable
     v: tf.Variable
     decay: bool
+    layer_adaptation: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,7 +39,7 @@ from .progress import Progress
 from .sentences import document_sentences, sentence_splitter
 
 if TYPE_CHECKING:
-    from .settings import CorpusSettings
+    from .schema import CorpusSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import os
 
 from .bert_config import ARCHITECTURE_KEYS, BertConfig
 from .errors import ConfigError, RecordsError
+from .job_flags import job_settings_from_args
 from .record_shares import records_per_file
 from .records_sidecar import check_record_files, check_records_sidecar, read_records_sidecar
 from .run_inputs import training_inputs
@@ -63,23 +64,7 @@ def settings_from_args(args):
         start_step=args.start_step,
         end_step=args.end_step,
         run_last_step=args.run_last_step,
-        max_seq_length=args.max_seq_length,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        train_batch_size=args.train_batch_size,
-        num_train_steps=args.num_train_steps,
-        num_warmup_steps=args.num_warmup_steps,
-        learning_rate=args.learning_rate,
-        scale_learning_rate_by_ranks=args.scale_learning_rate_by_ranks,
-        precision=args.precision,
-        use_xla=args.use_xla,
-        save_checkpoints_steps=args.save_checkpoints_steps,
-        keep_checkpoints=args.keep_checkpoints,
-        log_every_steps=args.log_every_steps,
-        seed=args.seed,
-        use_next_sentence_prediction=args.use_next_sentence_prediction,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        hang_timeout_seconds=args.hang_timeout_seconds,
-        divergence_patience=args.divergence_patience,
+        **job_settings_from_args("train", args),
     )
 
 
@@ -120,7 +105,7 @@ def check_segment_job(args, num_ranks: int) -> None:
     # Every frame of every record file a segment and the evaluation will read: tf.data may read a cut file silently.
     check_record_files(records_sidecar_path(args, settings.input_files))
     check_rank_shares(settings.input_files, settings.records_per_file, num_ranks, settings.train_batch_size)
-    engine = choose_engine(args.distribution, Topology(launcher="slurm", size=num_ranks))
+    engine = choose_engine(settings.distribution, Topology(launcher="slurm", size=num_ranks))
     log.info(
         "segment %d-%d: the job's checks pass for %d rank(s) (engine %s), global batch %d",
         settings.start_step, settings.end_step, num_ranks, engine,
@@ -138,11 +123,13 @@ def run_segment_job(args) -> int:
     # Before anything initialises TensorFlow's devices: joins the other ranks
     # (if any) and pins this rank's GPU.
     replica = create_replica(
-        args.distribution, fp16_allreduce=args.fp16_allreduce, timeout_seconds=args.collective_timeout_seconds
+        settings.distribution,
+        fp16_allreduce=settings.fp16_allreduce,
+        timeout_seconds=settings.collective_timeout_seconds,
     )
-    if args.fp16_allreduce and replica.size > 1 and settings.precision != "fp16":
+    if settings.fp16_allreduce and replica.size > 1 and settings.precision != "fp16":
         log.warning("--fp16_allreduce without --precision=fp16: small unscaled gradients may underflow in float16")
-    if args.deterministic:
+    if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
     if settings.precision != "fp32" and not tf.config.list_physical_devices("GPU"):
         log.warning("precision %s on a machine without a GPU: correct but slow", settings.precision)

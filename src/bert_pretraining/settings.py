@@ -25,7 +25,6 @@ import functools
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
@@ -34,104 +33,20 @@ from .corpus import expand_corpus_files
 from .errors import ConfigError, VocabularyError
 from .plan import Segment, plan_run
 from .prepare import check_files
+from .schema import (
+    SCHEMA_PATH,
+    CorpusSettings,
+    ModelSettings,
+    PhaseSettings,
+    RecordsSettings,
+    TrainingSettings,
+    VocabularySettings,
+    config_schema,
+)
 from .source_model import SourceModel, check_weights, inspect_source
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 # Snakemake reads the Snakefile's `configfile: "config.yaml"` from the working directory.
 WORKFLOW_CONFIG = "config.yaml"
-
-
-@dataclass(frozen=True)
-class CorpusSettings:
-    files: tuple[str, ...]
-    format: str
-    text_field: str
-    language: str | None
-    split_sentences: str | bool
-    deduplicate: bool
-    on_bad_record: str
-    min_document_chars: int
-    max_sentence_chars: int
-    num_shards: int
-    heldout_fraction: float
-    seed: int
-
-
-@dataclass(frozen=True)
-class VocabularySettings:
-    file: str | None
-    size: int
-    do_lower_case: bool
-    min_frequency: int
-    sample_bytes: int | None
-    sample_seed: int
-
-
-@dataclass(frozen=True)
-class RecordsSettings:
-    dupe_factor: int
-    masked_lm_prob: float
-    short_seq_prob: float
-    do_whole_word_mask: bool
-    random_seed: int
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    hidden_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    intermediate_size: int
-    hidden_act: str
-    hidden_dropout_prob: float
-    attention_probs_dropout_prob: float
-    max_position_embeddings: int
-    type_vocab_size: int
-    initializer_range: float
-    use_next_sentence_prediction: bool
-
-    def bert_config(self) -> dict:
-        """The keys of Google's bert_config.json (vocab_size comes from the vocabulary)."""
-        keys = dataclasses.asdict(self)
-        del keys["use_next_sentence_prediction"]
-        return keys
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    learning_rate: float
-    scale_learning_rate_by_ranks: bool
-    learning_rate_schedule: str
-    precision: str
-    use_xla: bool
-    save_checkpoints_steps: int
-    keep_checkpoints: int
-    log_every_steps: int
-    seed: int
-    distribution: str
-    python: str | None
-    gradient_accumulation_steps: int
-    fp16_allreduce: bool
-    collective_timeout_seconds: float
-    hang_timeout_seconds: float
-    deterministic: bool
-    eval_batch_size: int
-
-
-@dataclass(frozen=True)
-class PhaseSettings:
-    """One phase with its name and schedule defaults resolved."""
-
-    name: str
-    max_seq_length: int
-    max_predictions_per_seq: int
-    batch_size_per_gpu: int
-    first_step: int
-    last_step: int
-    num_train_steps: int
-    num_warmup_steps: int
-    segment_steps: int
-    gradient_accumulation_steps: int
 
 
 @dataclass(frozen=True)
@@ -299,20 +214,6 @@ def init_from_report(settings: Settings) -> list[str]:
     lines += [f"{key} is {new!r} from the source (the config says {old!r})" for key, old, new in settings.overridden]
     lines += [f"the source has no {head}: it is initialised fresh" for head in fresh]
     return lines
-
-
-@functools.cache
-def config_schema() -> dict:
-    with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def setting_schema(section: str, key: str) -> dict:
-    """The schema of one key: ``("training", "learning_rate")`` or ``("phases", "max_seq_length")``."""
-    node = config_schema()["properties"][section]
-    if node.get("type") == "array":
-        node = node["items"]
-    return node["properties"][key]
 
 
 def key_path(path) -> str:

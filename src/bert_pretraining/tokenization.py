@@ -32,7 +32,7 @@ from .corpus import read_lines
 from .files import AtomicFile, file_sha256
 from .errors import CorpusError, VocabularyError
 from .progress import DEFAULT_INTERVAL, Progress, format_duration
-from .settings import setting_schema
+from .schema import schema_default
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ UNK_TOKEN = SPECIAL_TOKEN_ROLES["unk_token"]
 CONTINUATION_PREFIX = "##"
 MAX_INPUT_CHARS_PER_WORD = 100
 # The config schema declares the defaults (vocabulary.size, vocabulary.min_frequency).
-DEFAULT_VOCAB_SIZE = setting_schema("vocabulary", "size")["default"]
-DEFAULT_MIN_FREQUENCY = setting_schema("vocabulary", "min_frequency")["default"]
-DEFAULT_SAMPLE_SEED = setting_schema("vocabulary", "sample_seed")["default"]
+DEFAULT_VOCAB_SIZE = schema_default("vocabulary", "size")
+DEFAULT_MIN_FREQUENCY = schema_default("vocabulary", "min_frequency")
+DEFAULT_SAMPLE_SEED = schema_default("vocabulary", "sample_seed")
 
 
 def _configure(tokenizer: Tokenizer, do_lower_case: bool) -> Tokenizer:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
-from dataclasses import dataclass
 
 import tensorflow as tf
 
@@ -21,8 +20,9 @@ from .errors import CheckpointError
 from .inputs import pretraining_dataset
 from .modeling import COMPUTE_DTYPES, BertConfig, BertPretrainer, pretraining_loss
 from .replica import Replica
+from .schema import job_settings_class
 from .source_model import SourceModel
-from .optimization import AdamWeightDecay, DynamicLossScale, clip_by_global_norm
+from .optimization import DynamicLossScale, clip_by_global_norm, optimizer_from_settings
 from .schedule import learning_rate_tensor
 from .divergence import DivergenceGuard
 from .host_step import HostStep
@@ -34,47 +34,28 @@ log = logging.getLogger(__name__)
 EXIT_STOPPED = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; rerun to continue
 
 
-@dataclass
-class SegmentSettings:
-    """What one segment job needs; run_pretraining.py builds it from its flags (no defaults here: see job_flags)."""
-
-    bert_config: BertConfig
-    input_files: list[str]
-    records_per_file: dict[str, int]
-    # The digests of the vocabulary, model config and records (run_inputs.training_inputs).
-    inputs: dict[str, str]
-    output_dir: str
-    init_checkpoint: str | None
-    # The model the run continues from (init_from): the first segment starts from its weights.
-    init_from: SourceModel | None
-    start_step: int
-    end_step: int
-    run_last_step: int
-    max_seq_length: int
-    max_predictions_per_seq: int
-    train_batch_size: int
-    num_train_steps: int
-    num_warmup_steps: int
-    learning_rate: float
-    scale_learning_rate_by_ranks: bool
-    precision: str
-    use_xla: bool
-    save_checkpoints_steps: int
-    keep_checkpoints: int
-    log_every_steps: int
-    seed: int
-    use_next_sentence_prediction: bool
-    # Micro-batches of train_batch_size per optimizer step (averaged); the
-    # global batch is train_batch_size x ranks x gradient_accumulation_steps.
-    gradient_accumulation_steps: int
-    # No completed step for this long: the job is hung, exit so it is rerun.
-    hang_timeout_seconds: float
-    # Non-finite or exploding loss for this many log lines in a row: stop.
-    divergence_patience: int
-
-    def __post_init__(self):
-        if self.gradient_accumulation_steps < 1:
-            raise ValueError(f"gradient_accumulation_steps is {self.gradient_accumulation_steps}; expected >= 1")
+# What one segment job needs: its files and steps, then every setting of the
+# train job (the schema's x-jobs), named by run_pretraining.py's flags. The
+# global batch is train_batch_size x ranks x gradient_accumulation_steps.
+SegmentSettings = job_settings_class(
+    "SegmentSettings",
+    "train",
+    leading=[
+        ("bert_config", BertConfig),
+        ("input_files", list),
+        ("records_per_file", dict),
+        # The digests of the vocabulary, model config and records (run_inputs.training_inputs).
+        ("inputs", dict),
+        ("output_dir", str),
+        ("init_checkpoint", str | None),
+        # The model the run continues from (init_from): the first segment starts from its weights.
+        ("init_from", SourceModel | None),
+        ("start_step", int),
+        ("end_step", int),
+        ("run_last_step", int),
+    ],
+    doc="What one segment job needs; segment_job.py builds it from run_pretraining.py's flags.",
+)
 
 
 class TrainingState(tf.Module):
@@ -94,7 +75,7 @@ class TrainingState(tf.Module):
             use_next_sentence_prediction=settings.use_next_sentence_prediction,
             seed=settings.seed,
         )
-        self.optimizer = AdamWeightDecay(self.model.variables_by_name)
+        self.optimizer = optimizer_from_settings(settings, self.model.variables_by_name)
         self.loss_scale = DynamicLossScale() if settings.precision == "fp16" else None
         self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.input_position = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_position")
@@ -170,7 +151,7 @@ def make_train_step(state: TrainingState, settings: SegmentSettings, replica: Re
             state.global_step, base_learning_rate=base_lr,
             num_train_steps=settings.num_train_steps, num_warmup_steps=settings.num_warmup_steps,
         )
-        state.optimizer.apply_gradients(clipped, lr, should_apply=finite)
+        state.optimizer.apply_gradients(clipped, lr, should_apply=finite, step=state.global_step)
         state.global_step.assign_add(tf.cast(finite, tf.int64))
         state.skipped_steps.assign_add(1 - tf.cast(finite, tf.int64))
         state.input_position.assign_add(accumulation)

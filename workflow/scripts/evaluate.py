@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from bert_pretraining.cli import setup_logging
 from bert_pretraining.errors import run_main
 from bert_pretraining.files import write_json
-from bert_pretraining.job_flags import EVALUATION_FLAGS, add_setting_flags
+from bert_pretraining.job_flags import add_job_flags
 
 
 def main(argv=None):
@@ -25,7 +25,7 @@ def main(argv=None):
         "their most frequent masked token, is reported beside the model's",
     )
     parser.add_argument("--vocab_file", help="vocab.txt, to name the baseline's token")
-    add_setting_flags(parser, EVALUATION_FLAGS)
+    add_job_flags(parser, "evaluate")
     parser.add_argument("--output", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
     setup_logging()

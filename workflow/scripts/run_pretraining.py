@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bert_pretraining.cli import add_bool_flag, setup_logging
 from bert_pretraining.errors import exiting_at_once_on_crash, run_main
-from bert_pretraining.job_flags import TRAINING_FLAGS, add_setting_flags
+from bert_pretraining.job_flags import add_job_flags
 from bert_pretraining.settings import default_warmup_steps
 
 
@@ -45,15 +45,11 @@ def parse_args(argv):
     parser.add_argument("--end_step", type=int, help="default: --num_train_steps")
     parser.add_argument("--run_last_step", type=int, help="last step of the whole run, for the ETA")
     # Every setting of the run's config (config.schema.yaml declares its type, default and help).
-    add_setting_flags(parser, TRAINING_FLAGS, optional=("num_warmup_steps",))
+    add_job_flags(parser, "train", optional=("num_warmup_steps",))
     add_bool_flag(parser, "use_fp16", False, "Google/NVIDIA spelling of --precision=fp16")
     parser.add_argument(
         "--check_only", type=int, metavar="RANKS",
         help="check the flags, records and engine for a job of RANKS ranks, then exit without training",
-    )
-    parser.add_argument(
-        "--divergence_patience", type=int, default=3,
-        help="stop when the loss is non-finite or exploding for this many log lines in a row",
     )
     args = parser.parse_args(argv)
     if args.use_fp16:
