@@ -2,7 +2,6 @@
 
 import json
 import os
-import random
 import runpy
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from bert_pretraining.files import file_sha256
 from bert_pretraining.records_sidecar import read_records_sidecar
 from bert_pretraining.tokenization import train_vocabulary, vocab_sha256
 from records_reader import count_records, read_examples
+from synthetic_corpus import write_random_corpus
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 WORDS = "Revenue grew in the quarter , the bank said ; Fortum and Nokia shares fell 4 % on Monday .".split()
@@ -24,13 +24,9 @@ def run(script, *args):
 
 
 def write_corpus(path, num_documents, seed):
-    rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as out:
-        for _ in range(num_documents):
-            for _ in range(rng.randint(1, 12)):
-                out.write(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 18))) + "\n")
-            out.write("\n")
-    return path
+    return write_random_corpus(
+        path, WORDS, num_documents=num_documents, seed=seed, sentences=(1, 12), words_per_sentence=(3, 18)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +212,7 @@ def test_without_the_c_extension_the_records_are_the_same(workspace, tmp_path, m
     from bert_pretraining.instances import InstanceOptions
     from bert_pretraining.pretraining_data import create_pretraining_data
 
-    options = InstanceOptions(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2,
+    options = InstanceOptions.with_google_defaults(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2,
                               do_whole_word_mask=whole_word)
     inputs = [str(workspace / "a.txt"), str(workspace / "b.txt")]
 

@@ -10,7 +10,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import random
 import shutil
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from bert_pretraining.files import file_sha256  # noqa: E402
 from bert_pretraining.modeling import BertConfig, BertPretrainer  # noqa: E402
 from bert_pretraining.run_inputs import bert_config_digest  # noqa: E402
 from bert_pretraining.tokenization import load_tokenizer, train_vocabulary  # noqa: E402
+from synthetic_corpus import write_random_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "workflow" / "scripts" / "export_model.py"
@@ -45,14 +45,8 @@ SENTENCES = [
 
 
 def write_corpus(path, seed=0):
-    rng = random.Random(seed)
     words = " ".join(SENTENCES).split()
-    with open(path, "w", encoding="utf-8") as out:
-        for _ in range(60):
-            for _ in range(rng.randint(1, 4)):
-                out.write(" ".join(rng.choice(words) for _ in range(rng.randint(4, 14))) + "\n")
-            out.write("\n")
-    return str(path)
+    return str(write_random_corpus(path, words, num_documents=60, seed=seed, sentences=(1, 4), words_per_sentence=(4, 14)))
 
 
 def make_checkpoint(directory, *, do_lower_case, use_nsp, hidden_act, seed):

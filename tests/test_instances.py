@@ -205,7 +205,7 @@ corpora = st.lists(st.integers(1, 25), min_size=2, max_size=6).map(
 @given(documents=corpora, max_seq_length=st.integers(8, 40), short_seq_prob=st.floats(0, 1),
        seed=st.integers(0, 2**32 - 1))
 def test_pairs_from_one_document(documents, max_seq_length, short_seq_prob, seed):
-    options = InstanceOptions(max_seq_length=max_seq_length, max_predictions_per_seq=5,
+    options = InstanceOptions.with_google_defaults(max_seq_length=max_seq_length, max_predictions_per_seq=5,
                               short_seq_prob=short_seq_prob)
     for index, document in enumerate(documents):
         own = {sentence[0] for sentence in document}
@@ -237,7 +237,7 @@ def test_pairs_from_one_document(documents, max_seq_length, short_seq_prob, seed
 
 def test_random_next_comes_from_another_document():
     documents = [[[5 + 100 * d + s] for s in range(10)] for d in range(5)]
-    options = InstanceOptions(max_seq_length=16, max_predictions_per_seq=2, short_seq_prob=0.0)
+    options = InstanceOptions.with_google_defaults(max_seq_length=16, max_predictions_per_seq=2, short_seq_prob=0.0)
     rng = random.Random(3)
     random_next = total = 0
     for _ in range(200):
@@ -255,7 +255,7 @@ def test_random_next_comes_from_another_document():
 
 def test_long_sentences_are_truncated():
     documents = [[list(range(5, 205))], [list(range(300, 320))]]
-    options = InstanceOptions(max_seq_length=32, max_predictions_per_seq=5, short_seq_prob=0.0)
+    options = InstanceOptions.with_google_defaults(max_seq_length=32, max_predictions_per_seq=5, short_seq_prob=0.0)
     instances = create_instances_from_document(documents, 0, options, VOCAB, random.Random(0))
     assert instances and all(len(i.input_ids) == 32 for i in instances)
     assert all(i.num_truncated > 0 for i in instances)
@@ -265,7 +265,7 @@ def test_training_instances_are_deterministic_and_shuffled():
     rng = random.Random(0)
     documents = [[[rng.randint(5, 998) for _ in range(rng.randint(1, 12))] for _ in range(rng.randint(1, 8))]
                  for _ in range(30)]
-    options = InstanceOptions(max_seq_length=24, max_predictions_per_seq=4, dupe_factor=3)
+    options = InstanceOptions.with_google_defaults(max_seq_length=24, max_predictions_per_seq=4, dupe_factor=3)
     first = create_training_instances(documents, options, VOCAB, random.Random(5))
     second = create_training_instances(documents, options, VOCAB, random.Random(5))
     other = create_training_instances(documents, options, VOCAB, random.Random(6))
@@ -279,17 +279,17 @@ def test_training_instances_are_deterministic_and_shuffled():
 @pytest.mark.parametrize(
     "options, flag",
     [
-        (InstanceOptions(max_seq_length=7), "--max_seq_length"),
-        (InstanceOptions(max_seq_length=128, max_predictions_per_seq=126), "--max_predictions_per_seq"),
-        (InstanceOptions(masked_lm_prob=0), "--masked_lm_prob"),
-        (InstanceOptions(short_seq_prob=1.5), "--short_seq_prob"),
-        (InstanceOptions(dupe_factor=0), "--dupe_factor"),
+        (InstanceOptions.with_google_defaults(max_seq_length=7), "--max_seq_length"),
+        (InstanceOptions.with_google_defaults(max_seq_length=128, max_predictions_per_seq=126), "--max_predictions_per_seq"),
+        (InstanceOptions.with_google_defaults(masked_lm_prob=0), "--masked_lm_prob"),
+        (InstanceOptions.with_google_defaults(short_seq_prob=1.5), "--short_seq_prob"),
+        (InstanceOptions.with_google_defaults(dupe_factor=0), "--dupe_factor"),
     ],
 )
 def test_bad_options_name_the_flag(options, flag):
     with pytest.raises(ConfigError, match=flag):
         check_instance_options(options)
-    check_instance_options(InstanceOptions(max_seq_length=128, max_predictions_per_seq=125))
+    check_instance_options(InstanceOptions.with_google_defaults(max_seq_length=128, max_predictions_per_seq=125))
 
 
 # --- the C accelerator (bert_pretraining._fast_instances) and the switch ---------------
@@ -348,7 +348,7 @@ def test_the_c_accelerator_matches_the_python_algorithm(data, vocab_size, max_se
     documents = data.draw(st.lists(st.lists(sentence, min_size=1, max_size=6), min_size=1, max_size=6))
     if special:
         documents[0][-1] = [SEP, *documents[0][-1], CLS]
-    options = InstanceOptions(max_seq_length=max_seq_length, max_predictions_per_seq=min(max_pred, max_seq_length - 3),
+    options = InstanceOptions.with_google_defaults(max_seq_length=max_seq_length, max_predictions_per_seq=min(max_pred, max_seq_length - 3),
                               masked_lm_prob=prob, short_seq_prob=short_seq_prob, dupe_factor=dupe_factor,
                               do_whole_word_mask=whole_word)
     rng, python_rng = random.Random(seed), random.Random(seed)
@@ -361,7 +361,7 @@ def test_counts_are_those_of_the_instances():
     rng = random.Random(4)
     documents = [[[rng.randint(5, 998) for _ in range(rng.randint(1, 40))] for _ in range(rng.randint(1, 8))]
                  for _ in range(40)]
-    options = InstanceOptions(max_seq_length=32, max_predictions_per_seq=6, dupe_factor=3)
+    options = InstanceOptions.with_google_defaults(max_seq_length=32, max_predictions_per_seq=6, dupe_factor=3)
     instances = create_training_instances(documents, options, VOCAB, random.Random(9))
     examples, counts = serialized_examples(documents, options, VOCAB, random.Random(9))
     assert len(examples) == len(instances)
@@ -379,7 +379,7 @@ def test_a_random_subclass_gets_its_own_methods_called():
     # The accelerator copies a plain random.Random's state; a subclass that
     # draws otherwise must not be sent to it.
     documents = [[[7, 8, 9, 10], [11, 12, 13]], [[14, 15, 16, 17, 18]]]
-    options = InstanceOptions(max_seq_length=16, max_predictions_per_seq=8, masked_lm_prob=0.5, dupe_factor=20)
+    options = InstanceOptions.with_google_defaults(max_seq_length=16, max_predictions_per_seq=8, masked_lm_prob=0.5, dupe_factor=20)
 
     class SentinelReplacements(random.Random):
         def randint(self, a, b):  # a random replacement (b is the last id) becomes SENTINEL
@@ -393,6 +393,6 @@ def test_a_random_subclass_gets_its_own_methods_called():
 
 
 def test_the_c_accelerator_refuses_ids_outside_the_vocabulary():
-    options = InstanceOptions(max_seq_length=16, do_whole_word_mask=True)
+    options = InstanceOptions.with_google_defaults(max_seq_length=16, do_whole_word_mask=True)
     with pytest.raises(ValueError, match="token id 1000 in document 0 is outside the vocabulary"):
         serialized_examples([[[7, 1000], [8]]], options, VOCAB, random.Random(0))

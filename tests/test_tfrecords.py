@@ -60,7 +60,7 @@ def records(tmp_path_factory):
     vocab = directory / "vocab.txt"
     train_vocabulary([str(corpus)], str(vocab), vocab_size=150, min_frequency=1)
     path = directory / "shard_00000.tfrecord"
-    options = InstanceOptions(max_seq_length=MAX_SEQ_LENGTH, max_predictions_per_seq=MAX_PREDICTIONS, dupe_factor=3)
+    options = InstanceOptions.with_google_defaults(max_seq_length=MAX_SEQ_LENGTH, max_predictions_per_seq=MAX_PREDICTIONS, dupe_factor=3)
     stats = create_pretraining_data([str(corpus)], [str(path)], str(vocab), options, do_lower_case=False,
                                     random_seed=1, stats_file=str(directory / "shard_00000.json"))
     return path, vocab, stats

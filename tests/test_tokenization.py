@@ -19,6 +19,7 @@ from tokenizers.trainers import WordLevelTrainer, WordPieceTrainer
 
 from bert_pretraining.errors import CorpusError, VocabularyError
 from bert_pretraining.progress import Progress
+from synthetic_corpus import write_random_corpus
 from bert_pretraining.tokenization import (
     LineSample,
     SPECIAL_TOKENS,
@@ -43,13 +44,7 @@ WORDS = (
 
 
 def write_text(path: Path, num_documents: int = 150, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as out:
-        for _ in range(num_documents):
-            for _ in range(rng.randint(1, 5)):
-                out.write(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16))) + "\n")
-            out.write("\n")
-    return path
+    return write_random_corpus(path, WORDS, num_documents=num_documents, seed=seed)
 
 
 @pytest.fixture(scope="module")

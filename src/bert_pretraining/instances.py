@@ -58,14 +58,22 @@ MIN_SEQ_LENGTH = 8
 
 @dataclass(frozen=True)
 class InstanceOptions:
-    """The flags of Google's script that shape instances (same defaults)."""
+    """The flags of Google's script that shape instances."""
 
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    do_whole_word_mask: bool = False
+    max_seq_length: int
+    max_predictions_per_seq: int
+    masked_lm_prob: float
+    short_seq_prob: float
+    dupe_factor: int
+    do_whole_word_mask: bool
+
+    @classmethod
+    def with_google_defaults(cls, **values) -> "InstanceOptions":
+        """Google's create_pretraining_data.py defaults (job_flags.GOOGLE_DEFAULTS) for what ``values`` leaves out."""
+        from .job_flags import GOOGLE_DEFAULTS
+
+        defaults = {field: GOOGLE_DEFAULTS["records"][field] for field in cls.__dataclass_fields__}
+        return cls(**{**defaults, **values})
 
 
 def check_instance_options(options: InstanceOptions) -> None:

@@ -41,8 +41,9 @@ def add_job_flags(parser: argparse.ArgumentParser, job: str, *, optional=()) -> 
     """One argparse flag per setting of ``job``; one without a default is required unless in ``optional``."""
     for setting in job_settings(job):
         schema = setting.schema
-        help_text = " ".join(schema.get("description", "").split()).replace("%", "%%")
         default = GOOGLE_DEFAULTS.get(job, {}).get(setting.flag, schema.get("default"))
+        help_text = " ".join(schema.get("description", "").split()).replace("%", "%%")
+        help_text += "" if default is None else " (default: %(default)s)"
         if schema.get("type") == "boolean":
             add_bool_flag(parser, setting.flag, default, help_text)
             continue

@@ -20,19 +20,17 @@ import argparse
 import logging
 import sys
 
-from bert_pretraining.cli import str2bool
 from bert_pretraining.errors import run_main
 from bert_pretraining.corpus import expand_corpus_files
 from bert_pretraining.instances import InstanceOptions
+from bert_pretraining.job_flags import add_job_flags, job_settings_from_args
+from bert_pretraining.schema import job_settings
 from bert_pretraining.pretraining_data import create_pretraining_data
 
 log = logging.getLogger("create_pretraining_data")
 
-BOOL_FLAGS = ("do_lower_case", "do_whole_word_mask")
-ALL_FLAGS = (
-    "input_file", "output_file", "vocab_file", "stats_file", "max_seq_length", "max_predictions_per_seq",
-    "random_seed", "dupe_factor", "masked_lm_prob", "short_seq_prob", *BOOL_FLAGS,
-)
+BOOL_FLAGS = tuple(setting.flag for setting in job_settings("records") if setting.schema["type"] == "boolean")
+ALL_FLAGS = ("input_file", "output_file", "vocab_file", "stats_file", *(setting.flag for setting in job_settings("records")))
 
 
 def absl_to_argparse(argv):
@@ -59,20 +57,8 @@ def parse_args(argv):
     parser.add_argument("--output_file", required=True,
                         help="output TF example file (or comma-separated list of files, written round-robin)")
     parser.add_argument("--vocab_file", required=True, help="the vocabulary file the BERT model is trained on")
-    # Google's default is true (uncased); pass --do_lower_case=false for a cased model.
-    parser.add_argument("--do_lower_case", type=str2bool, nargs="?", const=True, default=True,
-                        help="lower-case the input text (true for uncased models, false for cased)")
-    parser.add_argument("--do_whole_word_mask", type=str2bool, nargs="?", const=True, default=False,
-                        help="mask whole words instead of WordPiece pieces")
-    parser.add_argument("--max_seq_length", type=int, default=128, help="maximum sequence length")
-    parser.add_argument("--max_predictions_per_seq", type=int, default=20,
-                        help="maximum number of masked LM predictions per sequence")
-    parser.add_argument("--random_seed", type=int, default=12345, help="random seed for data generation")
-    parser.add_argument("--dupe_factor", type=int, default=10,
-                        help="number of times to duplicate the input data (with different masks)")
-    parser.add_argument("--masked_lm_prob", type=float, default=0.15, help="masked LM probability")
-    parser.add_argument("--short_seq_prob", type=float, default=0.1,
-                        help="probability of creating sequences shorter than the maximum length")
+    # The settings of the records (the schema's x-jobs: records), with Google's defaults (job_flags.GOOGLE_DEFAULTS).
+    add_job_flags(parser, "records")
     parser.add_argument("--stats_file", help="write a JSON of counts and flags here (for the records sidecar)")
     return parser.parse_args(absl_to_argparse(argv))
 
@@ -80,14 +66,8 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    options = InstanceOptions(
-        max_seq_length=args.max_seq_length,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        masked_lm_prob=args.masked_lm_prob,
-        short_seq_prob=args.short_seq_prob,
-        dupe_factor=args.dupe_factor,
-        do_whole_word_mask=args.do_whole_word_mask,
-    )
+    values = job_settings_from_args("records", args)
+    options = InstanceOptions(**{field: values[field] for field in InstanceOptions.__dataclass_fields__})
     input_files = expand_corpus_files(args.input_file, "--input_file")
     output_files = [path for path in args.output_file.split(",") if path]
     log.info("reading %s", ", ".join(input_files))
