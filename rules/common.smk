@@ -1,4 +1,5 @@
-# Helpers shared by the rules: the run's settings, the plan, file names.
+# Helpers shared by the rules: the run's settings, the plan; every path under
+# the run directory is LAYOUT's (src/bert_pretraining/run_layout.py).
 import json
 import os
 import shlex
@@ -12,6 +13,12 @@ from bert_pretraining.errors import ConfigError
 from bert_pretraining.job_resources import check_environment_references
 from bert_pretraining.job_flags import format_flags, job_values
 from bert_pretraining.plan import find_segment, previous_segment
+from bert_pretraining.run_layout import (
+    HELDOUT_PART,
+    PART_PATTERN,
+    shard_index,
+    shard_part,
+)
 from bert_pretraining.settings import (
     corpus_files,
     init_from_report,
@@ -33,6 +40,8 @@ def refuse_bad_configuration(check, *args, **kwargs):
 # into `config`; it is validated, completed with the schema's defaults and
 # checked here, and the rules read SETTINGS only.
 SETTINGS = refuse_bad_configuration(settings_from_config, config)
+# Every path under results/<run_name>/ (wildcards are passed as their text, "{seq}").
+LAYOUT = SETTINGS.layout
 
 # A run that continues a released model says what it took from it, and its
 # weights are checked against the run's model before anything is submitted.
@@ -65,11 +74,8 @@ TRAINING_PYTHON = (
     else PYTHON
 )
 SCRIPTS = Path(workflow.basedir) / "workflow/scripts"
-RESULTS = SETTINGS.run_dir
-LOGS = f"{RESULTS}/logs"
-BENCHMARKS = f"{RESULTS}/benchmarks"
 
-SHARDS = [f"shard_{index:05d}" for index in range(SETTINGS.corpus.num_shards)]
+SHARDS = [shard_part(index) for index in range(SETTINGS.corpus.num_shards)]
 PHASES = SETTINGS.phases
 SEQ_LENGTHS = [phase.max_seq_length for phase in PHASES]
 SEGMENTS = SETTINGS.segments
@@ -77,7 +83,7 @@ RUN_LAST_STEP = SEGMENTS[-1].end_step
 
 
 wildcard_constraints:
-    part="shard_[0-9]+|heldout",
+    part=PART_PATTERN,
     index="[0-9]{5}",
     seq="[0-9]+",
 
@@ -119,22 +125,12 @@ if workflow.is_main_process:
         )
 
 
-def checkpoint_files(phase_name, step):
-    """The two files of checkpoint model.ckpt-<step> in a phase directory."""
-    prefix = f"{RESULTS}/{phase_name}/model.ckpt-{step}"
-    return {"index": f"{prefix}.index", "data": f"{prefix}.data-00000-of-00001"}
-
-
 def phase_segments(phase_name):
     return [segment for segment in SEGMENTS if segment.phase == phase_name]
 
 
 def phase_final_checkpoint(phase_name):
-    return checkpoint_files(phase_name, phase_segments(phase_name)[-1].end_step)
-
-
-def records_dir(seq):
-    return SETTINGS.records_dir(seq)
+    return LAYOUT.checkpoint_files(phase_name, phase_segments(phase_name)[-1].end_step)
 
 
 def quoted(value):
@@ -147,11 +143,8 @@ def shell_bool(value):
 
 
 def final_targets():
-    from bert_pretraining.report import OUTPUTS as REPORT_OUTPUTS
-
-    targets = [f"{RESULTS}/{phase.name}/eval.json" for phase in PHASES]
-    report_files = [f"{RESULTS}/report/{name}" for name in REPORT_OUTPUTS.values()]
-    return targets + [f"{RESULTS}/export"] + report_files
+    evaluations = [LAYOUT.eval_json(phase.name) for phase in PHASES]
+    return evaluations + [LAYOUT.export_dir] + LAYOUT.report_files
 
 
 # --- corpus, vocabulary and records (rules/vocab.smk, rules/records.smk) ---
@@ -168,9 +161,9 @@ def vocabulary_source(wildcards, input):
 def records_seed(wildcards):
     """Each part has its own seed, so records do not depend on job scheduling."""
     base = SETTINGS.records.random_seed
-    if wildcards.part == "heldout":
+    if wildcards.part == HELDOUT_PART:
         return base + len(SHARDS)
-    return base + int(wildcards.part.split("_")[1])
+    return base + shard_index(wildcards.part)
 
 
 # --- training segments (rules/pretrain.smk) ---
@@ -183,12 +176,12 @@ def segment_inputs_for(phase):
         # them, and training checks that every file it lists exists. Listing
         # thousands of shards per segment would slow down every dry run.
         inputs = {
-            "bert_config": f"{RESULTS}/bert_config.json",
-            "sidecar": f"{records_dir(phase.max_seq_length)}/records.json",
+            "bert_config": LAYOUT.bert_config,
+            "sidecar": LAYOUT.records_sidecar(phase.max_seq_length),
         }
         previous = previous_segment(SEGMENTS, segment)
         if previous is not None:
-            files = checkpoint_files(previous.phase, previous.end_step)
+            files = LAYOUT.checkpoint_files(previous.phase, previous.end_step)
             inputs["previous_index"] = files["index"]
             inputs["previous_data"] = files["data"]
         elif SETTINGS.init_from:
@@ -210,9 +203,9 @@ def segment_flags_for(phase):
         )
         flags = {
             "bert_config_file": input.bert_config,
-            "input_file": f"{records_dir(phase.max_seq_length)}/shard_*.tfrecord",
+            "input_file": LAYOUT.training_records(phase.max_seq_length),
             "records_sidecar": input.sidecar,
-            "output_dir": f"{RESULTS}/{phase.name}",
+            "output_dir": LAYOUT.phase_dir(phase.name),
             "init_checkpoint": init,
             "init_from": (
                 SETTINGS.init_from.directory if "source" in input.keys() else ""
@@ -254,11 +247,12 @@ def rank_launcher(wildcards, resources):
 # is moved into .damaged/, so Snakemake reruns that segment. Sizes only: no
 # hashing of gigabytes at every start (the jobs that read a checkpoint hash it).
 if workflow.is_main_process:
-    from bert_pretraining.checkpoints import normalize_prefix, recover_checkpoint
+    from bert_pretraining.checkpoints import recover_checkpoint
 
     for _segment in SEGMENTS:
-        _index = checkpoint_files(_segment.phase, _segment.end_step)["index"]
-        recover_checkpoint(normalize_prefix(_index), hash_files=False)
+        recover_checkpoint(
+            LAYOUT.checkpoint(_segment.phase, _segment.end_step), hash_files=False
+        )
 
 
 # --- damaged record files (records_sidecar.damaged_records_in) ---
@@ -268,5 +262,7 @@ if workflow.is_main_process:
 if workflow.is_main_process:
     from bert_pretraining.records_sidecar import damaged_records_in
 
-    for _problem in damaged_records_in(records_dir(seq) for seq in SEQ_LENGTHS):
+    for _problem in damaged_records_in(
+        LAYOUT.records_sidecar(seq) for seq in SEQ_LENGTHS
+    ):
         logger.warning(f"WARNING: {_problem}")

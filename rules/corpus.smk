@@ -1,17 +1,9 @@
 # Corpus files as people have them -> prepared BERT-format text (one job per
 # file) -> deterministic shards of unique whole documents, a held-out split,
 # and the corpus statistics.
-from bert_pretraining.report import corpus_statistics_path
-from bert_pretraining.prepare import (
-    corpus_sample_warnings,
-    preparation_settings,
-    prepared_directory,
-    prepared_name,
-    statistics_name,
-)
+from bert_pretraining.prepare import corpus_sample_warnings, preparation_settings
 
 CORPUS_FILES = corpus_files(SETTINGS)
-PREPARED = prepared_directory(RESULTS)
 
 # Text given as sentences that looks like documents is said before anything runs.
 if workflow.is_main_process:
@@ -23,12 +15,12 @@ rule prepare_corpus:
     input:
         lambda wildcards: CORPUS_FILES[int(wildcards.index)],
     output:
-        text=f"{PREPARED}/file_{{index}}.txt",
-        statistics=f"{PREPARED}/file_{{index}}.json",
+        text=LAYOUT.prepared_text("{index}"),
+        statistics=LAYOUT.prepared_statistics("{index}"),
     log:
-        f"{LOGS}/prepare_corpus/file_{{index}}.log",
+        LAYOUT.log("prepare_corpus", index="{index}"),
     benchmark:
-        f"{BENCHMARKS}/prepare_corpus/file_{{index}}.tsv"
+        LAYOUT.benchmark("prepare_corpus", index="{index}")
     params:
         corpus=json.dumps(preparation_settings(SETTINGS.corpus)),
     shell:
@@ -38,18 +30,16 @@ rule prepare_corpus:
 
 rule shard_corpus:
     input:
-        text=[f"{PREPARED}/{prepared_name(i)}" for i in range(len(CORPUS_FILES))],
-        statistics=[
-            f"{PREPARED}/{statistics_name(i)}" for i in range(len(CORPUS_FILES))
-        ],
+        text=[LAYOUT.prepared_text(i) for i in range(len(CORPUS_FILES))],
+        statistics=[LAYOUT.prepared_statistics(i) for i in range(len(CORPUS_FILES))],
     output:
-        shards=expand("{results}/corpus/{shard}.txt", results=RESULTS, shard=SHARDS),
-        heldout=f"{RESULTS}/corpus/heldout.txt",
-        statistics=corpus_statistics_path(RESULTS),
+        shards=[LAYOUT.corpus_text(part) for part in SHARDS],
+        heldout=LAYOUT.heldout,
+        statistics=LAYOUT.corpus_statistics,
     log:
-        f"{LOGS}/shard_corpus.log",
+        LAYOUT.log("shard_corpus"),
     benchmark:
-        f"{BENCHMARKS}/shard_corpus.tsv"
+        LAYOUT.benchmark("shard_corpus")
     params:
         num_shards=SETTINGS.corpus.num_shards,
         heldout_fraction=SETTINGS.corpus.heldout_fraction,

@@ -9,19 +9,19 @@ for _phase in PHASES:
             f"evaluate_{_phase.name}"
         input:
             **phase_final_checkpoint(_phase.name),
-            bert_config=f"{RESULTS}/bert_config.json",
-            records=f"{records_dir(_phase.max_seq_length)}/heldout.tfrecord",
-            sidecar=f"{records_dir(_phase.max_seq_length)}/records.json",
-            vocab=f"{RESULTS}/vocab.txt",
+            bert_config=LAYOUT.bert_config,
+            records=LAYOUT.records_file(_phase.max_seq_length, HELDOUT_PART),
+            sidecar=LAYOUT.records_sidecar(_phase.max_seq_length),
+            vocab=LAYOUT.vocab,
         output:
-            f"{RESULTS}/{_phase.name}/eval.json",
+            LAYOUT.eval_json(_phase.name),
         log:
-            f"{LOGS}/{_phase.name}/evaluate.log",
+            LAYOUT.log("evaluate", phase=_phase.name),
         benchmark:
-            f"{BENCHMARKS}/{_phase.name}/evaluate.tsv"
+            LAYOUT.benchmark("evaluate", phase=_phase.name)
         params:
             flags=format_flags(job_values("evaluate", SETTINGS, _phase)),
-            training=f"{records_dir(_phase.max_seq_length)}/shard_*.tfrecord",
+            training=LAYOUT.training_records(_phase.max_seq_length),
         shell:
             "{PYTHON} {SCRIPTS}/evaluate.py --checkpoint {input.index:q}"
             " --bert_config_file {input.bert_config:q} --input_file {input.records:q}"

@@ -20,16 +20,16 @@ rule export_model:
     input:
         index=phase_final_checkpoint(PHASES[-1].name)["index"],
         data=phase_final_checkpoint(PHASES[-1].name)["data"],
-        bert_config=f"{RESULTS}/bert_config.json",
-        vocab=f"{RESULTS}/vocab.txt",
-        evals=[f"{RESULTS}/{phase.name}/eval.json" for phase in PHASES],
-        sidecars=[f"{records_dir(seq)}/records.json" for seq in SEQ_LENGTHS],
+        bert_config=LAYOUT.bert_config,
+        vocab=LAYOUT.vocab,
+        evals=[LAYOUT.eval_json(phase.name) for phase in PHASES],
+        sidecars=[LAYOUT.records_sidecar(seq) for seq in SEQ_LENGTHS],
     output:
-        directory(f"{RESULTS}/export"),
+        directory(LAYOUT.export_dir),
     log:
-        f"{LOGS}/export.log",
+        LAYOUT.log("export_model"),
     benchmark:
-        f"{BENCHMARKS}/export.tsv"
+        LAYOUT.benchmark("export_model")
     params:
         lower_case=shell_bool(SETTINGS.vocabulary.do_lower_case),
         nsp=shell_bool(SETTINGS.model.use_next_sentence_prediction),

@@ -45,11 +45,11 @@ for _phase in PHASES:
         input:
             unpack(segment_inputs_for(_phase)),
         output:
-            temp(f"{RESULTS}/{_phase.name}/.checked-{{step}}"),
+            temp(LAYOUT.check_marker(_phase.name, "{step}")),
         log:
-            f"{LOGS}/{_phase.name}/check-{{step}}.log",
+            LAYOUT.log("check", phase=_phase.name, step="{step}"),
         benchmark:
-            f"{BENCHMARKS}/{_phase.name}/check-{{step}}.tsv"
+            LAYOUT.benchmark("check", phase=_phase.name, step="{step}")
         wildcard_constraints:
             step="|".join(str(s.end_step) for s in phase_segments(_phase.name)),
         # Deterministic: what fails now fails again; the profile's retries are for the training jobs.
@@ -67,16 +67,14 @@ for _phase in PHASES:
             f"pretrain_{_phase.name}"
         input:
             unpack(segment_inputs_for(_phase)),
-            checked=f"{RESULTS}/{_phase.name}/.checked-{{step}}",
+            checked=LAYOUT.check_marker(_phase.name, "{step}"),
         output:
-            index=protected(f"{RESULTS}/{_phase.name}/model.ckpt-{{step}}.index"),
-            data=protected(
-                f"{RESULTS}/{_phase.name}/model.ckpt-{{step}}.data-00000-of-00001"
-            ),
+            index=protected(LAYOUT.checkpoint_files(_phase.name, "{step}")["index"]),
+            data=protected(LAYOUT.checkpoint_files(_phase.name, "{step}")["data"]),
         log:
-            f"{LOGS}/{_phase.name}/segment-{{step}}.log",
+            LAYOUT.log("pretrain", phase=_phase.name, step="{step}"),
         benchmark:
-            f"{BENCHMARKS}/{_phase.name}/segment-{{step}}.tsv"
+            LAYOUT.benchmark("pretrain", phase=_phase.name, step="{step}")
         wildcard_constraints:
             step="|".join(str(s.end_step) for s in phase_segments(_phase.name)),
         # All local cores when run locally; under SLURM the profile sets the geometry.

@@ -5,15 +5,15 @@
 
 rule create_records:
     input:
-        text=f"{RESULTS}/corpus/{{part}}.txt",
-        vocab=f"{RESULTS}/vocab.txt",
+        text=LAYOUT.corpus_text("{part}"),
+        vocab=LAYOUT.vocab,
     output:
-        records=f"{RESULTS}/records/seq{{seq}}/{{part}}.tfrecord",
-        stats=f"{RESULTS}/records/seq{{seq}}/{{part}}.json",
+        records=LAYOUT.records_file("{seq}", "{part}"),
+        stats=LAYOUT.records_stats("{seq}", "{part}"),
     log:
-        f"{LOGS}/records/seq{{seq}}/{{part}}.log",
+        LAYOUT.log("create_records", seq="{seq}", part="{part}"),
     benchmark:
-        f"{BENCHMARKS}/records/seq{{seq}}/{{part}}.tsv"
+        LAYOUT.benchmark("create_records", seq="{seq}", part="{part}")
     params:
         max_predictions=lambda wildcards: SETTINGS.phase_for_length(
             wildcards.seq
@@ -37,16 +37,14 @@ rule create_records:
 
 rule summarize_records:
     input:
-        stats=expand(
-            "{results}/records/seq{{seq}}/{shard}.json", results=RESULTS, shard=SHARDS
-        ),
-        heldout=f"{RESULTS}/records/seq{{seq}}/heldout.json",
+        stats=[LAYOUT.records_stats("{seq}", part) for part in SHARDS],
+        heldout=LAYOUT.records_stats("{seq}", HELDOUT_PART),
     output:
-        f"{RESULTS}/records/seq{{seq}}/records.json",
+        LAYOUT.records_sidecar("{seq}"),
     log:
-        f"{LOGS}/records/seq{{seq}}/summarize.log",
+        LAYOUT.log("summarize_records", seq="{seq}"),
     benchmark:
-        f"{BENCHMARKS}/records/seq{{seq}}/summarize.tsv"
+        LAYOUT.benchmark("summarize_records", seq="{seq}")
     shell:
         "{PYTHON} {SCRIPTS}/summarize_records.py --stats {input.stats:q}"
         " --heldout-stats {input.heldout:q} --output {output:q} > {log:q} 2>&1"

@@ -14,80 +14,80 @@ rule plot_training:
         # The evaluations come after every segment's final checkpoint, so all
         # metrics.jsonl lines and segment benchmarks exist (neither is a
         # declared output of the training rules: they are read, not required).
-        evals=[f"{RESULTS}/{phase.name}/eval.json" for phase in PHASES],
-        sidecars=[f"{records_dir(seq)}/records.json" for seq in SEQ_LENGTHS],
+        evals=[LAYOUT.eval_json(phase.name) for phase in PHASES],
+        sidecars=[LAYOUT.records_sidecar(seq) for seq in SEQ_LENGTHS],
         stats=[
-            f"{records_dir(seq)}/{part}.json"
+            LAYOUT.records_stats(seq, part)
             for seq in SEQ_LENGTHS
-            for part in [*SHARDS, "heldout"]
+            for part in [*SHARDS, HELDOUT_PART]
         ],
-        # Read by build_report from the run directory (report.corpus_statistics_path).
+        # Read by build_report from the run directory (RunLayout.corpus_statistics).
         corpus=rules.shard_corpus.output.statistics,
     output:
         training_curves=report(
-            f"{RESULTS}/report/training_curves.svg",
+            LAYOUT.report_file("training_curves"),
             caption="../workflow/report/training_curves.rst",
             category="Training",
             labels={"figure": "loss and accuracy"},
         ),
         learning_rate=report(
-            f"{RESULTS}/report/learning_rate.svg",
+            LAYOUT.report_file("learning_rate"),
             caption="../workflow/report/learning_rate.rst",
             category="Training",
             labels={"figure": "learning rate"},
         ),
         throughput=report(
-            f"{RESULTS}/report/throughput.svg",
+            LAYOUT.report_file("throughput"),
             caption="../workflow/report/throughput.rst",
             category="Performance",
             labels={"figure": "throughput per log interval"},
         ),
         segments=report(
-            f"{RESULTS}/report/segments.html",
+            LAYOUT.report_file("segments"),
             caption="../workflow/report/segments.rst",
             category="Performance",
             labels={"figure": "segments: wall time and throughput"},
         ),
         jobs=report(
-            f"{RESULTS}/report/jobs.html",
+            LAYOUT.report_file("jobs"),
             caption="../workflow/report/jobs.rst",
             category="Performance",
             labels={"figure": "all jobs: benchmarks"},
         ),
         evaluation=report(
-            f"{RESULTS}/report/evaluation.html",
+            LAYOUT.report_file("evaluation"),
             caption="../workflow/report/evaluation.rst",
             category="Evaluation",
             labels={"figure": "held-out evaluation"},
         ),
         records_plot=report(
-            f"{RESULTS}/report/records.svg",
+            LAYOUT.report_file("records_plot"),
             caption="../workflow/report/records_plot.rst",
             category="Records",
             labels={"figure": "histograms"},
         ),
         records=report(
-            f"{RESULTS}/report/records.html",
+            LAYOUT.report_file("records"),
             caption="../workflow/report/records.rst",
             category="Records",
             labels={"figure": "per records file"},
         ),
         corpus_plot=report(
-            f"{RESULTS}/report/corpus.svg",
+            LAYOUT.report_file("corpus_plot"),
             caption="../workflow/report/corpus.rst",
             category="Corpus",
             labels={"figure": "words per sentence"},
         ),
         corpus=report(
-            f"{RESULTS}/report/corpus.html",
+            LAYOUT.report_file("corpus"),
             caption="../workflow/report/corpus.rst",
             category="Corpus",
             labels={"figure": "per input file"},
         ),
     log:
-        f"{LOGS}/report/plot_training.log",
+        LAYOUT.log("plot_training"),
     benchmark:
-        f"{BENCHMARKS}/report/plot_training.tsv"
+        LAYOUT.benchmark("plot_training")
     # Seconds of reading small files and plotting: run where Snakemake runs
     # (the login node), not queued as a SLURM job.
     localrule: True

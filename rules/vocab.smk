@@ -9,11 +9,11 @@ rule train_vocab:
         given=vocabulary_inputs(SETTINGS)["given"],
         shards=vocabulary_inputs(SETTINGS)["shards"],
     output:
-        f"{RESULTS}/vocab.txt",
+        LAYOUT.vocab,
     log:
-        f"{LOGS}/train_vocab.log",
+        LAYOUT.log("train_vocab"),
     benchmark:
-        f"{BENCHMARKS}/train_vocab.tsv"
+        LAYOUT.benchmark("train_vocab")
     params:
         source=vocabulary_source,
         size=SETTINGS.vocabulary.size,
@@ -32,13 +32,13 @@ rule train_vocab:
 
 rule write_bert_config:
     input:
-        vocab=f"{RESULTS}/vocab.txt",
+        vocab=LAYOUT.vocab,
     output:
-        f"{RESULTS}/bert_config.json",
+        LAYOUT.bert_config,
     log:
-        f"{LOGS}/write_bert_config.log",
+        LAYOUT.log("write_bert_config"),
     benchmark:
-        f"{BENCHMARKS}/write_bert_config.tsv"
+        LAYOUT.benchmark("write_bert_config")
     params:
         model=json.dumps(SETTINGS.model.bert_config()),
     shell:

@@ -2,6 +2,8 @@
 
 import os
 
+from bert_pretraining.run_layout import checkpoint_name
+
 
 def read_all_tensors(prefix: str) -> dict:
     """``{name: array}`` of every tensor of the checkpoint at ``prefix``."""
@@ -13,4 +15,4 @@ def read_all_tensors(prefix: str) -> dict:
 
 def weights_at(directory, step: int) -> dict:
     """Every tensor of ``<directory>/model.ckpt-<step>``."""
-    return read_all_tensors(os.path.join(str(directory), f"model.ckpt-{step}"))
+    return read_all_tensors(os.path.join(str(directory), checkpoint_name(step)))

@@ -16,6 +16,7 @@ from slurm_fixtures import slurm_cluster  # noqa: E402,F401  (the SLURM test clu
 import worker_groups  # noqa: E402
 import workflow_helpers  # noqa: E402
 from workflow_helpers import DEMO_DAG_CONFIGS, fresh_clone, snakemake, snakemake_command  # noqa: E402
+from bert_pretraining.run_layout import RunLayout  # noqa: E402
 
 # What a fixture needs is what every test that takes it needs (pyproject.toml lists the markers).
 FIXTURE_MARKERS = {
@@ -77,18 +78,19 @@ class DemoRun:
 
     def __init__(self, workdir):
         self.workdir = workdir
-        self.run_dir = os.path.join(workdir, "results", "demo")
+        self.run_dir = os.path.join(workdir, "results", "demo")  # results_dir/run_name of tests/demo_dag.yaml
+        self.layout = RunLayout(self.run_dir)
 
     def interrupted_then_completed(self):
         command = snakemake_command("--configfile", *DEMO_DAG_CONFIGS, "--cores", "2")
         first = subprocess.Popen(command, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        wait_for(f"{self.run_dir}/phase128/model.ckpt-150.index", first)
-        self.first_segment_mtime = os.stat(f"{self.run_dir}/phase128/model.ckpt-100.index").st_mtime_ns
+        wait_for(self.layout.checkpoint_files("phase128", 150)["index"], first)
+        self.first_segment_mtime = os.stat(self.layout.checkpoint_files("phase128", 100)["index"]).st_mtime_ns
         killed = subprocess.run(["pkill", "-9", "-f", f"{self.workdir}/workflow/scripts/run_pretraining.py .*--end_step=200 "])
         assert killed.returncode == 0, "found no training process of segment 100-200 to kill"
         self.first_output, _ = first.communicate(timeout=600)
         self.first_returncode = first.returncode
-        self.killed_segment_finished = os.path.exists(f"{self.run_dir}/phase128/model.ckpt-200.index")
+        self.killed_segment_finished = os.path.exists(self.layout.checkpoint_files("phase128", 200)["index"])
         self.second = snakemake(self.workdir, "--configfile", *DEMO_DAG_CONFIGS, "--cores", "2", timeout=1500)
         return self
 

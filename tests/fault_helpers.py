@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from bert_pretraining.files import file_sha256
+from bert_pretraining.run_layout import RunLayout
 from checkpoint_helpers import read_all_tensors
 from workflow_helpers import SNAKEMAKE, load_yaml, write_yaml
 
@@ -79,18 +80,19 @@ class Event:
     stage: str  # "data", "training" or "after"
 
 
-def file_exists(relative: str) -> Callable[[str], bool]:
-    return lambda run_dir: os.path.exists(os.path.join(run_dir, relative))
+def file_exists(path: Callable[[RunLayout], str]) -> Callable[[str], bool]:
+    """``path``: the file of a run's layout, e.g. ``lambda layout: layout.vocab``."""
+    return lambda run_dir: os.path.exists(path(RunLayout(run_dir)))
 
 
-def _any(pattern: str) -> Callable[[str], bool]:
-    return lambda run_dir: bool(glob.glob(os.path.join(run_dir, pattern)))
+def _any(pattern: Callable[[RunLayout], str]) -> Callable[[str], bool]:
+    return lambda run_dir: bool(glob.glob(pattern(RunLayout(run_dir))))
 
 
 def _saving(phase: str) -> Callable[[str], bool]:
     def happened(run_dir):
         try:
-            return any(name.startswith(".saving-") for name in os.listdir(os.path.join(run_dir, phase)))
+            return any(name.startswith(".saving-") for name in os.listdir(RunLayout(run_dir).phase_dir(phase)))
         except FileNotFoundError:
             return False
 
@@ -99,34 +101,36 @@ def _saving(phase: str) -> Callable[[str], bool]:
 
 def _checkpoint_seen(phase: str, step: int) -> Callable[[str], bool]:
     """model.ckpt-<step> exists now, or was pruned after being written."""
-    index = f"{phase}/model.ckpt-{step}.index"
 
     def happened(run_dir):
-        if os.path.exists(os.path.join(run_dir, index)):
-            return True
+        layout = RunLayout(run_dir)
         later = [s for s in ALL_SAVES[phase] if s > step]
-        return any(os.path.exists(os.path.join(run_dir, f"{phase}/model.ckpt-{s}.index")) for s in later)
+        return any(os.path.exists(layout.checkpoint_files(phase, s)["index"]) for s in [step, *later])
 
     return happened
 
 
+def _segment_log(phase: str, end: int) -> Callable[[str], bool]:
+    return file_exists(lambda layout: layout.log("pretrain", phase=phase, step=end))
+
+
 DATA_EVENTS = [
-    Event("a corpus file was prepared", _any("corpus/prepared/file_*.txt"), "data"),
-    Event("a corpus shard was written", _any("corpus/shard_*.txt"), "data"),
-    Event("the vocabulary was written", file_exists("vocab.txt"), "data"),
-    Event("a records job started", _any("records/seq*/*.tfrecord*"), "data"),
+    Event("a corpus file was prepared", _any(lambda layout: layout.prepared_text("*")), "data"),
+    Event("a corpus shard was written", _any(lambda layout: layout.shard("*")), "data"),
+    Event("the vocabulary was written", file_exists(lambda layout: layout.vocab), "data"),
+    Event("a records job started", _any(lambda layout: layout.records_file("*", "*") + "*"), "data"),
 ]  # the later data jobs (bert_config.json, the summaries) may come after training has started
 TRAINING_EVENTS = (
-    [Event(f"the segment {PHASE1} 0-30 log appeared (TensorFlow starting)", file_exists(f"logs/{PHASE1}/segment-30.log"), "training")]
+    [Event(f"the segment {PHASE1} 0-30 log appeared (TensorFlow starting)", _segment_log(PHASE1, 30), "training")]
     + [Event(f"{phase}/model.ckpt-{step} appeared", _checkpoint_seen(phase, step), "training")
        for phase, steps in ALL_SAVES.items() for step in steps]
     + [Event(f"a save is in progress in {phase}", _saving(phase), "training") for phase in ALL_SAVES]
-    + [Event(f"the segment {PHASE1} 30-60 log appeared", file_exists(f"logs/{PHASE1}/segment-60.log"), "training"),
-       Event(f"the segment {PHASE2} 60-70 log appeared", file_exists(f"logs/{PHASE2}/segment-70.log"), "training")]
+    + [Event(f"the segment {PHASE1} 30-60 log appeared", _segment_log(PHASE1, 60), "training"),
+       Event(f"the segment {PHASE2} 60-70 log appeared", _segment_log(PHASE2, 70), "training")]
 )
 AFTER_EVENTS = [
-    Event(f"{PHASE1}/eval.json appeared", file_exists(f"{PHASE1}/eval.json"), "after"),
-    Event(f"{PHASE2}/eval.json appeared", file_exists(f"{PHASE2}/eval.json"), "after"),
+    Event(f"{PHASE1}/eval.json appeared", file_exists(lambda layout: layout.eval_json(PHASE1)), "after"),
+    Event(f"{PHASE2}/eval.json appeared", file_exists(lambda layout: layout.eval_json(PHASE2)), "after"),
 ]
 
 
@@ -208,7 +212,7 @@ def run_with_kill(command, workdir, run_dir, kill: KillPoint | None, log_path, *
             raise
     outcome = Outcome(command, kill, killed, process.returncode, time.time() - start, open(log_path).read())
     if killed:
-        outcome.checkpoints_after_kill = {phase: complete_steps(os.path.join(run_dir, phase)) for phase in ALL_SAVES}
+        outcome.checkpoints_after_kill = {phase: complete_steps(RunLayout(run_dir).phase_dir(phase)) for phase in ALL_SAVES}
         # Everything started by the command was in its process group: nothing may survive
         # (a training process that outlived Snakemake would race the rerun's).
         deadline = time.time() + 10
@@ -279,15 +283,16 @@ def result_differences(run_dir: str, reference_dir: str, *, export: bool = True,
     from bert_pretraining import checkpoints
 
     segment_ends = segment_ends or SEGMENT_ENDS
+    layout, reference = RunLayout(run_dir), RunLayout(reference_dir)
     problems = []
     for phase in segment_ends:
-        phase_dir, reference_phase = os.path.join(run_dir, phase), os.path.join(reference_dir, phase)
+        phase_dir, reference_phase = layout.phase_dir(phase), reference.phase_dir(phase)
         steps, reference_steps = complete_steps(phase_dir), complete_steps(reference_phase)
         missing = sorted(set(reference_steps) - set(steps))
         if missing:
             problems.append(f"{phase}: checkpoints {missing} of the reference run are missing (have {steps})")
         for step in segment_ends[phase]:
-            for place in (phase_dir, os.path.join(phase_dir, checkpoints.SEGMENT_ENDS_DIR)):
+            for place in (phase_dir, layout.segment_ends(phase)):
                 prefix = checkpoints.checkpoint_prefix(place, step)
                 if not os.path.exists(prefix + checkpoints.INDEX_SUFFIX):
                     problems.append(f"segment end {prefix} is missing")
@@ -304,13 +309,13 @@ def result_differences(run_dir: str, reference_dir: str, *, export: bool = True,
                 checkpoints.checkpoint_prefix(phase_dir, step), checkpoints.checkpoint_prefix(reference_phase, step)
             )
         if export:
-            ours, theirs = (json.load(open(os.path.join(d, phase, "eval.json"))) for d in (run_dir, reference_dir))
+            ours, theirs = (json.load(open(d.eval_json(phase))) for d in (layout, reference))
             for evaluation in (ours, theirs):  # results/<run_name>/...: the run names may differ
                 evaluation["checkpoint"] = os.path.basename(evaluation["checkpoint"])
             if ours != theirs:
                 problems.append(f"{phase}/eval.json differs: {ours} vs reference {theirs}")
     if export:
-        ours, theirs = tree_digests(os.path.join(run_dir, "export")), tree_digests(os.path.join(reference_dir, "export"))
+        ours, theirs = tree_digests(layout.export_dir), tree_digests(reference.export_dir)
         if ours != theirs:
             differing = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
             problems.append(f"export differs from the reference in {differing}")
@@ -320,15 +325,20 @@ def result_differences(run_dir: str, reference_dir: str, *, export: bool = True,
 def records_digests(run_dir: str) -> dict:
     return {
         os.path.relpath(path, run_dir): file_sha256(path)
-        for path in sorted(glob.glob(os.path.join(run_dir, "records", "seq*", "*.tfrecord")))
-        + [os.path.join(run_dir, "vocab.txt")]
+        for path in sorted(glob.glob(RunLayout(run_dir).records_file("*", "*")))
+        + [RunLayout(run_dir).vocab]
     }
 
 
 def remove_training_results(run_dir: str) -> None:
     """Back to "data stages done": the next run trains from step 0 (finished checkpoints are read-only)."""
-    for name in (PHASE1, PHASE2, "export", "report", f"logs/{PHASE1}", f"logs/{PHASE2}", "logs/export.log"):
-        path = os.path.join(run_dir, name)
+    layout = RunLayout(run_dir)
+    for path in (
+        layout.phase_dir(PHASE1), layout.phase_dir(PHASE2), layout.export_dir, layout.report_dir,
+        os.path.dirname(layout.log("pretrain", phase=PHASE1, step=0)),
+        os.path.dirname(layout.log("pretrain", phase=PHASE2, step=0)),
+        layout.log("export_model"),
+    ):
         if os.path.isdir(path):
             shutil.rmtree(path)
         elif os.path.exists(path):

@@ -209,7 +209,7 @@ def test_make_demo_killed_as_a_whole_then_rerun(tmp_path, request):
         config = demo_dag_config(workdir)
         write_yaml(os.path.join(workdir, "demo", "config.yaml"), config)  # the clone's `make demo` runs demo_run's DAG
         reference_dir, segment_ends = demo_run.run_dir, segment_ends_of(config)
-        kill = KillPoint(Event("phase128/model.ckpt-150 appeared", file_exists("phase128/model.ckpt-150.index"), "training"),
+        kill = KillPoint(Event("phase128/model.ckpt-150 appeared", file_exists(lambda layout: layout.checkpoint_files("phase128", 150)["index"]), "training"),
                          rng.uniform(0.0, 3.0))
     else:
         # The Makefile has no config override: the clone's demo config is the small run.

@@ -92,7 +92,7 @@ def test_a_cut_a_corrupt_and_a_missing_record_file_are_each_named_with_the_repai
         f"{files[0]} has {size // 2:,} bytes, but records.json lists {size:,}; the file is cut or was changed",
         f"{files[2]} does not exist, but records.json beside it lists it",
     ]
-    assert damaged_records_in([directory, str(tmp_path / "no-records-yet")]) == [
+    assert damaged_records_in([sidecar, str(tmp_path / "no-records-yet" / "records.json")]) == [
         f"{problem}; remake it with {REPAIR} CONFIG=\"<the run's --configfile files>\""
         for problem in record_file_problems(sidecar)
     ]

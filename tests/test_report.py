@@ -18,6 +18,7 @@ from bert_pretraining import report
 from bert_pretraining.corpus import shard_corpus
 from bert_pretraining.files import write_json
 from bert_pretraining.prepare import corpus_statistics, prepare_file
+from bert_pretraining.run_layout import REPORT_FILES, RunLayout
 from bert_pretraining.settings import corpus_settings
 
 # ---------------------------------------------------------------------------
@@ -63,8 +64,9 @@ CORPUS_JSONL = (
 
 def write_corpus_statistics(run_dir):
     """corpus/statistics.json of CORPUS_TEXT and CORPUS_JSONL, made by the corpus stage's own functions."""
-    corpus_dir = os.path.join(run_dir, "corpus")
-    os.makedirs(os.path.join(corpus_dir, "prepared"), exist_ok=True)
+    layout = RunLayout(run_dir)
+    corpus_dir = layout.corpus_dir
+    os.makedirs(layout.prepared_dir, exist_ok=True)
     settings = corpus_settings({"files": ["unused"], "language": "en", "on_bad_record": "skip",
                                 "max_sentence_chars": 50})
     prepared, file_statistics = [], []
@@ -72,13 +74,14 @@ def write_corpus_statistics(run_dir):
         source = os.path.join(corpus_dir, name)
         with open(source, "w", encoding="utf-8") as handle:
             handle.write(text)
-        prepared.append(os.path.join(corpus_dir, "prepared", f"file_{index:05d}.txt"))
-        file_statistics.append(vars(prepare_file(source, settings, prepared[-1], prepared[-1] + ".json")))
+        prepared.append(layout.prepared_text(index))
+        file_statistics.append(vars(prepare_file(source, settings, prepared[-1], layout.prepared_statistics(index))))
     summary = shard_corpus(prepared, corpus_dir, 2, 0.1, seed=1, deduplicate=True)
-    write_json(os.path.join(corpus_dir, "statistics.json"), corpus_statistics(file_statistics, summary))
+    write_json(layout.corpus_statistics, corpus_statistics(file_statistics, summary))
 
 
 def write_run(run_dir, mfu=False, nsp=True, corpus=True):
+    layout = RunLayout(run_dir)
     extra = {"mfu": 0.25} if mfu else {}
     lines = {
         "phase128": [metric("phase128", s, 0, 20, **extra) for s in (10, 20)]
@@ -91,8 +94,8 @@ def write_run(run_dir, mfu=False, nsp=True, corpus=True):
     resumed["loss"] = 1.5
     lines["phase128"] += [resumed, metric("phase128", 40, 20, 40, **extra)]
     for phase, records in lines.items():
-        os.makedirs(os.path.join(run_dir, phase), exist_ok=True)
-        with open(os.path.join(run_dir, phase, "metrics.jsonl"), "w") as handle:
+        os.makedirs(layout.phase_dir(phase), exist_ok=True)
+        with open(layout.metrics(phase), "w") as handle:
             for record in records:
                 if not nsp:
                     record = {k: v for k, v in record.items() if not k.startswith("nsp")}
@@ -103,19 +106,18 @@ def write_run(run_dir, mfu=False, nsp=True, corpus=True):
                       "instances": 54, "masked_lm_accuracy": 0.1, "masked_lm_loss": 6.0, "loss": 6.7}
         if nsp:
             evaluation.update(next_sentence_accuracy=0.6, next_sentence_loss=0.7)
-        with open(os.path.join(run_dir, phase, "eval.json"), "w") as handle:
+        with open(layout.eval_json(phase), "w") as handle:
             json.dump(evaluation, handle)
     bench_header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     for segment, seconds in zip(SEGMENTS, (40.0, 20.0, 30.0)):
-        path = os.path.join(run_dir, "benchmarks", segment["phase"], f"segment-{segment['end']}.tsv")
+        path = layout.benchmark("pretrain", phase=segment["phase"], step=segment["end"])
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
             handle.write(bench_header + f"{seconds}\t0:00:{int(seconds)}\t1200.5\t1\t1\t1\t0\t0\t90.0\t70.0\n")
-    with open(os.path.join(run_dir, "benchmarks", "shard_corpus.tsv"), "w") as handle:
+    with open(layout.benchmark("shard_corpus"), "w") as handle:
         handle.write(bench_header + "0.41\t0:00:00\t7.56\t13.27\t1.58\t2.27\t0.00\t0.00\t0.00\t0.00\n")
     for seq in (128, 512):
-        directory = os.path.join(run_dir, "records", f"seq{seq}")
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(layout.records_dir(seq), exist_ok=True)
         for part, instances in (("shard_00000", 6), ("shard_00001", 4), ("heldout", 2)):
             stats = {
                 "num_instances": instances, "documents": 3, "sentences": 10, "tokens": 500,
@@ -123,9 +125,9 @@ def write_run(run_dir, mfu=False, nsp=True, corpus=True):
                 "sequence_length_histogram": {str(seq - 1): instances - 1, str(seq): 1},
                 "masked_positions_histogram": {"5": 1, "10": instances - 1},
             }
-            with open(os.path.join(directory, f"{part}.json"), "w") as handle:
+            with open(layout.records_stats(seq, part), "w") as handle:
                 json.dump(stats, handle)
-        with open(os.path.join(directory, "records.json"), "w") as handle:
+        with open(layout.records_sidecar(seq), "w") as handle:
             json.dump({"format": "bert-pretraining-records/1", "num_instances": 10}, handle)
     if corpus:
         write_corpus_statistics(run_dir)
@@ -139,8 +141,8 @@ def write_run(run_dir, mfu=False, nsp=True, corpus=True):
 
 def test_read_metrics_keeps_the_resumed_line_and_skips_a_cut_line(tmp_path):
     run_dir = write_run(str(tmp_path))
-    metrics = report.read_metrics([f"{run_dir}/phase128/metrics.jsonl", f"{run_dir}/phase512/metrics.jsonl",
-                                   f"{run_dir}/phase999/metrics.jsonl"])
+    layout = RunLayout(run_dir)
+    metrics = report.read_metrics([layout.metrics(p) for p in ("phase128", "phase512", "phase999")])
     assert [(r["phase"], r["step"]) for r in metrics] == [
         ("phase128", 10), ("phase128", 20), ("phase128", 30), ("phase128", 40), ("phase512", 50)]
     assert next(r for r in metrics if r["step"] == 30)["loss"] == 1.5
@@ -148,8 +150,9 @@ def test_read_metrics_keeps_the_resumed_line_and_skips_a_cut_line(tmp_path):
 
 def test_segment_rows_join_metrics_and_benchmarks(tmp_path):
     run_dir = write_run(str(tmp_path))
-    metrics = report.read_metrics([f"{run_dir}/{p}/metrics.jsonl" for p in ("phase128", "phase512")])
-    segments = [{**s, "benchmark": f"{run_dir}/benchmarks/{s['phase']}/segment-{s['end']}.tsv"} for s in SEGMENTS]
+    layout = RunLayout(run_dir)
+    metrics = report.read_metrics([layout.metrics(p) for p in ("phase128", "phase512")])
+    segments = [{**s, "benchmark": layout.benchmark("pretrain", phase=s["phase"], step=s["end"])} for s in SEGMENTS]
     rows = report.segment_rows(metrics, segments)
     assert [row["segment"] for row in rows] == ["0-20", "20-40", "40-50"]
     first = rows[0]
@@ -161,7 +164,7 @@ def test_segment_rows_join_metrics_and_benchmarks(tmp_path):
     assert "MFU" not in first  # metrics without an mfu field: no MFU column
 
     write_run(str(tmp_path / "mfu"), mfu=True)
-    metrics = report.read_metrics([f"{tmp_path}/mfu/phase128/metrics.jsonl"])
+    metrics = report.read_metrics([RunLayout(str(tmp_path / "mfu")).metrics("phase128")])
     rows = report.segment_rows(metrics, [{"phase": "phase128", "start": 0, "end": 20}])
     assert rows[0]["MFU"] == pytest.approx(0.25)
     assert rows[0]["wall seconds"] is None  # no benchmark given
@@ -169,19 +172,19 @@ def test_segment_rows_join_metrics_and_benchmarks(tmp_path):
 
 def test_evaluation_records_and_job_rows(tmp_path):
     run_dir = write_run(str(tmp_path))
-    evaluations = report.evaluation_rows({p: f"{run_dir}/{p}/eval.json" for p in ("phase128", "phase512", "none")})
+    layout = RunLayout(run_dir)
+    evaluations = report.evaluation_rows({p: layout.eval_json(p) for p in ("phase128", "phase512", "none")})
     assert [row["phase"] for row in evaluations] == ["phase128", "phase512"]
     assert evaluations[0]["next_sentence_accuracy"] == 0.6 and evaluations[1]["step"] == 50
 
-    stats = report.records_stats({128: [f"{run_dir}/records/seq128/{p}.json"
-                                        for p in ("heldout", "shard_00000", "shard_00001")]})
+    stats = report.records_stats({128: [layout.records_stats(128, p) for p in ("heldout", "shard_00000", "shard_00001")]})
     assert [s["part"] for s in stats[128]] == ["shard_00000", "shard_00001", "heldout"]
     rows = report.records_rows(stats)
     assert rows[0]["instances"] == 6
     assert rows[0]["mean length"] == pytest.approx((127 * 5 + 128) / 6)
     assert rows[0]["mean masked positions"] == pytest.approx((5 + 10 * 5) / 6)
 
-    jobs = report.job_rows(f"{run_dir}/benchmarks")
+    jobs = report.job_rows(layout.benchmarks_dir)
     assert [row["job"] for row in jobs] == [
         "phase128/segment-20", "phase128/segment-40", "phase512/segment-50", "shard_corpus"]
     assert jobs[0]["CPU seconds"] == 70.0
@@ -193,11 +196,12 @@ CORPUS_COUNTS = ("documents read", "kept", "too short", "duplicates", "bad recor
 
 def test_the_corpus_table_has_a_row_per_file_and_their_totals(tmp_path):
     run_dir = write_run(str(tmp_path))
-    with open(f"{run_dir}/corpus/statistics.json") as handle:
+    layout = RunLayout(run_dir)
+    with open(layout.corpus_statistics) as handle:
         statistics = json.load(handle)
     *files, total = report.corpus_rows(statistics)
     assert [(row["file"], row["format"]) for row in files] == [
-        (f"{run_dir}/corpus/a.txt", "bert"), (f"{run_dir}/corpus/b.jsonl", "jsonl")]
+        (os.path.join(layout.corpus_dir, "a.txt"), "bert"), (os.path.join(layout.corpus_dir, "b.jsonl"), "jsonl")]
     assert total["file"] == "total (2 files)"
     a, b = files
     assert (a["documents read"], a["too short"], a["duplicates"], a["kept"], a["sentences cut"]) == (3, 1, 0, 2, 1)
@@ -208,7 +212,7 @@ def test_the_corpus_table_has_a_row_per_file_and_their_totals(tmp_path):
     assert total["documents read"] == total["kept"] + total["too short"] + total["duplicates"]
     # Sentences and characters of the kept documents: 2 + 2 pieces of the cut one + 1.
     assert total["sentences"] == 5 == sum(statistics["words_per_sentence"].values())
-    sharded = "".join(open(f"{run_dir}/corpus/{name}.txt").read() for name in ("shard_00000", "shard_00001", "heldout"))
+    sharded = "".join(open(layout.corpus_text(part)).read() for part in ("shard_00000", "shard_00001", "heldout"))
     assert total["characters"] == len(sharded.replace("\n", ""))
     assert report.corpus_documents_summary(statistics["total"]) == (
         "3 documents kept of 5 read (dropped: 1 too short, 1 duplicates, 2 bad records: invalid_json 1, missing_field 1)")
@@ -232,7 +236,7 @@ def test_build_report_writes_every_output(tmp_path, mfu, nsp):
     pytest.importorskip("matplotlib")
     run_dir = write_run(str(tmp_path / "run"), mfu=mfu, nsp=nsp)
     paths = report.build_report(run_dir, SEGMENTS, [128, 512], str(tmp_path / "out"))
-    assert set(paths) == set(report.OUTPUTS)
+    assert set(paths) == set(REPORT_FILES)
     for name, path in paths.items():
         assert os.path.getsize(path) > 500, name
     curves = open(paths["training_curves"]).read()
@@ -255,17 +259,17 @@ def test_a_run_without_corpus_statistics_still_gets_its_report(tmp_path):
     pytest.importorskip("matplotlib")
     run_dir = write_run(str(tmp_path / "run"), corpus=False)
     paths = report.build_report(run_dir, SEGMENTS, [128, 512], str(tmp_path / "out"))
-    assert set(paths) == set(report.OUTPUTS)
+    assert set(paths) == set(REPORT_FILES)
     assert "No data." in open(paths["corpus"]).read()
     assert "No corpus statistics" in open(paths["corpus_plot"]).read()
     assert "shard_00001" in open(paths["records"]).read()
 
 
 def test_rule_plot_training_declares_every_report_output():
-    """rules/report.smk lists the outputs by hand (with their captions); report.OUTPUTS is what build_report writes."""
+    """rules/report.smk declares each output (with its caption); run_layout.REPORT_FILES is what build_report writes."""
     rule = open(os.path.join(REPO, "rules", "report.smk")).read()
-    declared = re.findall(r'f"\{RESULTS\}/report/([^"]+)"', rule)
-    assert sorted(declared) == sorted(report.OUTPUTS.values())
+    declared = re.findall(r'LAYOUT\.report_file\("([^"]+)"\)', rule)
+    assert sorted(declared) == sorted(REPORT_FILES)
 
 
 def test_the_report_module_does_not_import_matplotlib():
@@ -349,15 +353,17 @@ def showing(report_html, result_path, out_html):
 def test_report_of_the_demo_run_shows_the_plots(demo_run, tmp_path):
     browser = chromium()
     workdir, run_dir = demo_run.workdir, demo_run.run_dir
+    layout = RunLayout(os.path.relpath(run_dir, workdir))
     built = snakemake(workdir, "--configfile", *DEMO_DAG_CONFIGS, "--cores", "2",
-                      f"{os.path.relpath(run_dir, workdir)}/report/training_curves.svg", timeout=900)
+                      layout.report_file("training_curves"), timeout=900)
     assert built.returncode == 0, built.stderr[-5000:]
-    with open(f"{run_dir}/report/segments.html") as handle:
+    layout = RunLayout(run_dir)
+    with open(layout.report_file("segments")) as handle:
         segments = handle.read()
     for segment in ("0-100", "100-200", "200-300", "300-360"):
         assert f"<td>{segment}</td>" in segments
     assert segments.count("<td>0:") >= 4  # every segment has its benchmark wall time
-    evaluation = open(f"{run_dir}/report/evaluation.html").read()
+    evaluation = open(layout.report_file("evaluation")).read()
     assert "phase128" in evaluation and "phase512" in evaluation
 
     # --cores: rules/pretrain.smk reads workflow.cores (threads), which is unset without it.
@@ -369,11 +375,11 @@ def test_report_of_the_demo_run_shows_the_plots(demo_run, tmp_path):
     # Every plot and table is in the report's results, embedded byte for byte (a base64
     # data URI), in its category, with its caption.
     results = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", page, re.S).group(1))
-    for name in report.OUTPUTS.values():
+    for key_name, name in REPORT_FILES.items():
         key = next((key for key in results if key.endswith("/report/" + name)), None)
         assert key is not None, f"{name} is not in the report"
         embedded = base64.b64decode(results[key]["data_uri"].split("base64,", 1)[1])
-        assert embedded == open(os.path.join(run_dir, "report", name), "rb").read(), name
+        assert embedded == open(layout.report_file(key_name), "rb").read(), name
         assert results[key]["caption"].strip(), name
     categories = json.loads(re.search(r"var categories = (\{.*?\});\s*</script>", page, re.S).group(1))
     assert {"Training", "Evaluation", "Performance", "Records", "Corpus"} <= set(categories), categories

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+from bert_pretraining.run_layout import RunLayout
 from bert_pretraining.settings import load_settings
 from bert_pretraining.status import format_status, run_status
 from workflow_helpers import DEMO_DAG_CONFIGS, REPO, write_yaml
@@ -19,14 +20,15 @@ def demo_config(tmp_path):
 
 
 def touch_checkpoint(run, phase, step):
-    os.makedirs(f"{run}/{phase}", exist_ok=True)
-    for suffix in (".index", ".data-00000-of-00001"):
-        open(f"{run}/{phase}/model.ckpt-{step}{suffix}", "w").close()
+    layout = RunLayout(run)
+    os.makedirs(layout.phase_dir(phase), exist_ok=True)
+    for path in layout.checkpoint_files(phase, step).values():
+        open(path, "w").close()
 
 
 def write_log(run, phase, end, age_seconds):
-    os.makedirs(f"{run}/logs/{phase}", exist_ok=True)
-    path = f"{run}/logs/{phase}/segment-{end}.log"
+    path = RunLayout(run).log("pretrain", phase=phase, step=end)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     open(path, "w").write("INFO step ...\n")
     then = time.time() - age_seconds
     os.utime(path, (then, then))
@@ -39,7 +41,7 @@ def test_in_progress_and_failed_segments(tmp_path):
     touch_checkpoint(run, "phase128", 150)
     write_log(run, "phase128", 100, 3600)
     write_log(run, "phase128", 200, 5)
-    with open(f"{run}/phase128/metrics.jsonl", "w") as handle:
+    with open(config.layout.metrics("phase128"), "w") as handle:
         handle.write(json.dumps({"step": 150, "loss": 6.5, "mlm_accuracy": 0.1, "sequences_per_second": 64.0,
                                  "tokens_per_second": 8192.0, "steps_per_second": 2.0}) + "\n")
     status = run_status(config)
@@ -57,8 +59,8 @@ def test_in_progress_and_failed_segments(tmp_path):
 
 def test_held_out_accuracy_is_shown_beside_its_baseline(tmp_path):
     config, _ = demo_config(tmp_path)
-    os.makedirs(f"{config.run_dir}/phase512")
-    with open(f"{config.run_dir}/phase512/eval.json", "w") as handle:
+    os.makedirs(config.layout.phase_dir("phase512"))
+    with open(config.layout.eval_json("phase512"), "w") as handle:
         json.dump({"step": 360, "masked_lm_accuracy": 0.2, "masked_lm_baseline_accuracy": 0.05,
                    "masked_lm_baseline_token": "the", "next_sentence_accuracy": 0.75}, handle)
     text = format_status(run_status(config))
@@ -82,7 +84,7 @@ def test_status_script_does_not_import_tensorflow(tmp_path):
 def test_inputs_changed_since_a_checkpoint_are_told_by_content_not_mtime(tmp_path):
     from bert_pretraining.checkpoints import MANIFEST_SUFFIX
     from bert_pretraining.files import file_sha256
-    from bert_pretraining.prepare import prepare_file, prepared_directory
+    from bert_pretraining.prepare import prepare_file
     from bert_pretraining.status import run_input_changes
 
     corpus = tmp_path / "corpus.txt"
@@ -91,8 +93,8 @@ def test_inputs_changed_since_a_checkpoint_are_told_by_content_not_mtime(tmp_pat
     files = [os.path.join(REPO, config) for config in DEMO_DAG_CONFIGS]
     config = load_settings([*files, str(path)], os.path.join(REPO, "config.yaml"))
     run = config.run_dir
-    os.makedirs(prepared_directory(run))
-    prepare_file(str(corpus), config.corpus, f"{prepared_directory(run)}/file_00000.txt", f"{prepared_directory(run)}/file_00000.json")
+    os.makedirs(config.layout.prepared_dir)
+    prepare_file(str(corpus), config.corpus, config.layout.prepared_text(0), config.layout.prepared_statistics(0))
     assert run_input_changes(config) is None  # prepared, no checkpoint yet
     touch_checkpoint(run, "phase128", 200)
     touch_checkpoint(run, "phase128", 400)
@@ -109,13 +111,13 @@ def test_inputs_changed_since_a_checkpoint_are_told_by_content_not_mtime(tmp_pat
     corpus.write_bytes(original)  # restored, with yet another mtime
     assert run_input_changes(config) is None
     # A checkpoint records the vocabulary it was trained with: another vocab.txt is a change since that step.
-    open(f"{run}/vocab.txt", "w").write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nnew\n")
-    with open(f"{run}/phase128/model.ckpt-400{MANIFEST_SUFFIX}", "w") as manifest:
+    open(config.layout.vocab, "w").write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nnew\n")
+    with open(config.layout.checkpoint("phase128", 400) + MANIFEST_SUFFIX, "w") as manifest:
         json.dump({"inputs": {"vocab_sha256": "0" * 64}}, manifest)
     changes = run_input_changes(config)
     assert changes.since_step == 400 and changes.changed == ["the vocabulary (vocab.txt)"]
-    with open(f"{run}/phase128/model.ckpt-400{MANIFEST_SUFFIX}", "w") as manifest:
-        json.dump({"inputs": {"vocab_sha256": file_sha256(f"{run}/vocab.txt")}}, manifest)
+    with open(config.layout.checkpoint("phase128", 400) + MANIFEST_SUFFIX, "w") as manifest:
+        json.dump({"inputs": {"vocab_sha256": file_sha256(config.layout.vocab)}}, manifest)
     assert run_input_changes(config) is None
 
 
@@ -126,8 +128,8 @@ def test_the_corpus_line_counts_kept_and_dropped_documents_and_bad_records_by_re
     total = {"bytes": 776558, "documents_read": 4350, "too_short": 2, "duplicates": 1, "kept": 4347,
              "sentences": 33810, "characters": 2852538, "sentences_cut": 40, "files": 2,
              "bad_records": {"missing_field": 1, "invalid_json": 3}, "heldout": 87, "single_sentence_documents": 119}
-    os.makedirs(f"{config.run_dir}/corpus")
-    with open(f"{config.run_dir}/corpus/statistics.json", "w") as handle:
+    os.makedirs(config.layout.corpus_dir)
+    with open(config.layout.corpus_statistics, "w") as handle:
         json.dump({"total": total, "words_per_sentence": {"1": 33810}, "shard_documents": [4260], "files": []}, handle)
     lines = format_status(run_status(config)).splitlines()
     assert lines[1] == (

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from bert_pretraining.run_layout import RunLayout
 from workflow_helpers import DEMO_DAG_CONFIGS, demo_dag_config, fresh_clone, load_yaml, snakemake, write_yaml
 
 pytestmark = pytest.mark.snakemake  # every test runs Snakemake: dry runs, a few jobs, or the demo
@@ -35,30 +36,31 @@ def test_dry_run_of_the_production_config_on_a_fresh_clone(tmp_path):
     counts = job_counts(output)
     assert counts["pretrain_phase128"] == 4 and counts["pretrain_phase512"] == 1
     assert counts["create_records"] == 2 * (16 + 1)  # 16 shards + held-out, two lengths
+    layout = RunLayout("results/finbert-base-cased")
     for step in (260000, 520000, 780000, 900000):
-        assert f"results/finbert-base-cased/phase128/model.ckpt-{step}.index" in output
-    assert "results/finbert-base-cased/phase512/model.ckpt-1000000.index" in output
-    assert "--init_checkpoint=results/finbert-base-cased/phase128/model.ckpt-900000" in output
+        assert layout.checkpoint_files("phase128", step)["index"] in output
+    assert layout.checkpoint_files("phase512", 1000000)["index"] in output
+    assert f"--init_checkpoint={layout.checkpoint('phase128', 900000)}" in output
 
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(demo_run):
-    workdir, run = demo_run.workdir, demo_run.run_dir
+    workdir, run = demo_run.workdir, demo_run.layout
     for step in (100, 200, 300):
-        assert os.path.exists(f"{run}/phase128/model.ckpt-{step}.index")
-    assert os.path.exists(f"{run}/phase512/model.ckpt-360.index")
-    assert os.path.getsize(f"{run}/vocab.txt") > 0
+        assert os.path.exists(run.checkpoint_files("phase128", step)["index"])
+    assert os.path.exists(run.checkpoint_files("phase512", 360)["index"])
+    assert os.path.getsize(run.vocab) > 0
     for seq in (128, 512):
-        sidecar = json.load(open(f"{run}/records/seq{seq}/records.json"))
+        sidecar = json.load(open(run.records_sidecar(seq)))
         assert sidecar["max_seq_length"] == seq and sidecar["num_instances"] > 0
-    metrics = [json.loads(line) for line in open(f"{run}/phase128/metrics.jsonl")]
+    metrics = [json.loads(line) for line in open(run.metrics("phase128"))]
     assert metrics[-1]["loss"] < metrics[0]["loss"] - 1.0, "the loss should fall over phase 1"
     for phase in ("phase128", "phase512"):
-        evaluation = json.load(open(f"{run}/{phase}/eval.json"))
+        evaluation = json.load(open(run.eval_json(phase)))
         assert 0 < evaluation["masked_lm_accuracy"] <= 1 and evaluation["instances"] > 0
     for path in ("tf/bert_model.ckpt.index", "tf/bert_config.json", "tf/vocab.txt", "hf/config.json",
                  "hf/model.safetensors", "hf/tokenizer.json", "README.md"):
-        assert os.path.exists(f"{run}/export/{path}"), path
+        assert os.path.exists(os.path.join(run.export_dir, path)), path
     status = subprocess.run(
         [sys.executable, "workflow/scripts/status.py", "--configfile", *DEMO_DAG_CONFIGS, "--json"],
         cwd=workdir, capture_output=True, text=True, check=True,
@@ -76,7 +78,7 @@ LEARNED_AT_LEAST = 2.5
 @pytest.mark.slow
 def test_the_demo_learns_more_than_token_frequencies(demo_run):
     for phase in ("phase128", "phase512"):
-        result = json.load(open(f"{demo_run.run_dir}/{phase}/eval.json"))
+        result = json.load(open(demo_run.layout.eval_json(phase)))
         assert result["masked_lm_baseline_accuracy"] > 0 and result["masked_lm_baseline_training_instances"] > 0
         assert result["masked_lm_accuracy"] >= LEARNED_AT_LEAST * result["masked_lm_baseline_accuracy"], result
 
@@ -101,9 +103,9 @@ def test_the_export_is_a_fill_mask_model_that_agrees_with_its_evaluation(demo_ru
 
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    export = f"{demo_run.run_dir}/export/hf"
+    export = os.path.join(demo_run.layout.export_dir, "hf")
     fill = transformers.pipeline("fill-mask", model=export, tokenizer=export, top_k=1, device="cpu")
-    with open(f"{demo_run.run_dir}/corpus/heldout.txt", encoding="utf-8") as handle:
+    with open(demo_run.layout.heldout, encoding="utf-8") as handle:
         sentences = [line.strip() for line in handle if line.strip()]
     correct = total = 0
     for text, hidden in list(masked_sentences(fill.tokenizer, sentences, random.Random(0)))[:600]:
@@ -115,7 +117,7 @@ def test_the_export_is_a_fill_mask_model_that_agrees_with_its_evaluation(demo_ru
             total += 1
     assert total >= 400, total  # 430 masked tokens in the demo's held-out sentences (87 documents)
     rate = correct / total
-    evaluation = json.load(open(f"{demo_run.run_dir}/phase512/eval.json"))
+    evaluation = json.load(open(demo_run.layout.eval_json("phase512")))
     # eval.json's accuracy at the positions whose input is [MASK], as here; but there in 512-token pairs of
     # segments, here in single sentences: the same task with less context, so about, not exactly, the same rate.
     at_mask = evaluation["masked_lm_accuracy_at_mask_tokens"]
@@ -147,17 +149,19 @@ def test_paths_with_spaces_and_shell_characters_are_quoted(tmp_path):
     config["corpus"]["files"] = [str(corpus_dir / "*.txt")]
     config["vocabulary"]["size"] = 500
     write_yaml(os.path.join(workdir, "quoting.yaml"), config)
-    result = snakemake(workdir, "--configfile", "quoting.yaml", "--cores", "2", "results/quoting/vocab.txt", timeout=600)
+    vocab = RunLayout("results/quoting").vocab
+    result = snakemake(workdir, "--configfile", "quoting.yaml", "--cores", "2", vocab, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert os.path.getsize(os.path.join(workdir, "results/quoting/vocab.txt")) > 0
+    assert os.path.getsize(os.path.join(workdir, vocab)) > 0
     assert not os.path.exists(os.path.join(workdir, "PWNED")) and not os.path.exists(tmp_path / "PWNED")
 
 
 def test_outputs_are_group_shared_not_world_writable(tmp_path):
     workdir = fresh_clone(str(tmp_path))
-    result = snakemake(workdir, "--configfile", "demo/config.yaml", "--cores", "2", "results/demo/corpus/heldout.txt", timeout=600)
+    heldout = RunLayout("results/demo").heldout
+    result = snakemake(workdir, "--configfile", "demo/config.yaml", "--cores", "2", heldout, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    mode = os.stat(os.path.join(workdir, "results/demo/corpus/heldout.txt")).st_mode
+    mode = os.stat(os.path.join(workdir, heldout)).st_mode
     assert not mode & 0o007, oct(mode)  # umask 0007: nothing for others
 
 
@@ -189,10 +193,16 @@ def test_a_second_fresh_demo_makes_the_same_data_and_model(demo_run, tmp_path):
     result = snakemake(workdir, "--configfile", *DEMO_DAG_CONFIGS, "--cores", "2", timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     run = os.path.join(workdir, "results", "demo")
-    data = ("corpus", "vocab.txt", "bert_config.json", "records")
+    layout = RunLayout(run)
+
+    def relative(*paths):
+        return [os.path.relpath(path, run) for path in paths]
+
+    data = relative(layout.corpus_dir, layout.vocab, layout.bert_config, layout.records_root)
     ours, theirs = file_digests(run, data), file_digests(demo_run.run_dir, data)
     assert sorted(ours) == sorted(theirs)
     assert [path for path in ours if ours[path] != theirs[path]] == [], "the data stages are not reproducible"
-    for path in ("export/hf/model.safetensors", "export/tf/bert_model.ckpt.data-00000-of-00001",
-                 "phase128/eval.json", "phase512/eval.json"):
+    for path in relative(os.path.join(layout.export_dir, "hf/model.safetensors"),
+                         os.path.join(layout.export_dir, "tf/bert_model.ckpt.data-00000-of-00001"),
+                         layout.eval_json("phase128"), layout.eval_json("phase512")):
         assert file_digests(run, [path]) == file_digests(demo_run.run_dir, [path]), path

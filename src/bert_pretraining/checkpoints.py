@@ -32,14 +32,18 @@ from dataclasses import dataclass
 
 from .files import AtomicFile, file_sha256, read_json, write_json
 from .errors import CheckpointError
+from .run_layout import (  # noqa: F401 (the names of a checkpoint's files, read here by the other modules)
+    CHECKPOINT_STATE,
+    DAMAGED_DIR,
+    DATA_SUFFIX,
+    INDEX_SUFFIX,
+    MANIFEST_SUFFIX,
+    SEGMENT_ENDS_DIR,
+    checkpoint_name,
+)
 
 log = logging.getLogger(__name__)
 
-DATA_SUFFIX = ".data-00000-of-00001"
-INDEX_SUFFIX = ".index"
-MANIFEST_SUFFIX = ".manifest.json"
-SEGMENT_ENDS_DIR = ".segment-ends"
-DAMAGED_DIR = ".damaged"
 _INDEX_NAME = re.compile(r"^model\.ckpt-(\d+)\.index$")
 
 
@@ -56,7 +60,7 @@ class CheckpointRef:
 
 
 def checkpoint_prefix(directory: str, step: int) -> str:
-    return os.path.join(directory, f"model.ckpt-{step}")
+    return os.path.join(directory, checkpoint_name(step))
 
 
 def step_of(prefix: str) -> int:
@@ -105,7 +109,7 @@ def save_checkpoint(directory: str, step: int, tensors: dict, inputs: dict | Non
     staging = os.path.join(directory, f".saving-{step}-{os.getpid()}")
     os.makedirs(staging)
     try:
-        staged_prefix = os.path.join(staging, f"model.ckpt-{step}")
+        staged_prefix = checkpoint_prefix(staging, step)
         names = list(tensors)
         values = [tf.convert_to_tensor(tensors[name]) for name in names]
         tf.raw_ops.SaveV2(
@@ -164,9 +168,9 @@ def _write_checkpoint_state(directory: str, step: int) -> None:
     """The ``checkpoint`` file that tf.train.latest_checkpoint and Google's tools read."""
     steps = [ref.step for ref in list_checkpoints(directory, include_segment_ends=False)]
     newest = max(steps, default=step)
-    lines = [f'model_checkpoint_path: "model.ckpt-{newest}"']
-    lines += [f'all_model_checkpoint_paths: "model.ckpt-{s}"' for s in steps]
-    with AtomicFile(os.path.join(directory, "checkpoint")) as out:
+    lines = [f'model_checkpoint_path: "{checkpoint_name(newest)}"']
+    lines += [f'all_model_checkpoint_paths: "{checkpoint_name(s)}"' for s in steps]
+    with AtomicFile(os.path.join(directory, CHECKPOINT_STATE)) as out:
         out.write("\n".join(lines) + "\n")
 
 

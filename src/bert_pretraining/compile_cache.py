@@ -26,7 +26,8 @@ import importlib.metadata
 import os
 import platform
 
-COMPILE_CACHE_DIR = "compile-cache"  # under the run directory
+from .run_layout import COMPILE_CACHE_DIR, RunLayout  # noqa: F401 (COMPILE_CACHE_DIR: the benchmark reads it here)
+
 CUDA_CACHE_MAXSIZE = str(4 * 1024**3)  # the driver's maximum
 TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-rocm", "tensorflow-macos", "tf-nightly")
 XLA_CACHE_FROM = (2, 16)  # the first TensorFlow whose persistent XLA cache works (see above)
@@ -52,7 +53,7 @@ def has_working_xla_cache(version: str) -> bool:
 
 
 def compile_cache_directory(run_dir: str, version: str, machine: str | None = None) -> str:
-    return os.path.join(run_dir, COMPILE_CACHE_DIR, f"tf{version}-{machine or platform.machine()}")
+    return RunLayout(run_dir).compile_cache(version, machine or platform.machine())
 
 
 def compile_cache_environment(

@@ -32,6 +32,8 @@ from .corpus_sources import BadRecord, numbered_lines, open_binary, read_bert
 from .errors import ConfigError, CorpusError
 from .files import AtomicFile, expand_patterns
 from .progress import Progress
+from .run_layout import HELDOUT_FILE_NAME as HELDOUT_NAME
+from .run_layout import shard_file_name as shard_name
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +119,7 @@ def first_occurrences(hashes: "np.ndarray") -> "np.ndarray":
 # --------------------------------------------------------------------------
 
 
-def shard_name(index: int) -> str:
-    """File name of training shard ``index``: shard_00000.txt, shard_00001.txt, ..."""
-    return f"shard_{index:05d}.txt"
-
-
-HELDOUT_NAME = "heldout.txt"
+# Shard file names (shard_name: shard_00000.txt, ...; HELDOUT_NAME) are run_layout's.
 
 
 def choose_heldout(num_documents: int, fraction: float, seed: int) -> set[int]:

@@ -117,7 +117,7 @@ def check_training_job(settings, phase, rule: str, resources: dict, *, check_rec
             f"expected at least one record file per rank: set corpus.num_shards to a multiple of {ranks} "
             f"(for example {ranks * max(1, -(-shards // ranks))}), or give {rule} fewer nodes or tasks_per_node"
         )
-    sidecar_path = os.path.join(settings.records_dir(phase.max_seq_length), "records.json")
+    sidecar_path = settings.layout.records_sidecar(phase.max_seq_length)
     if check_records and os.path.exists(sidecar_path):
         counts = records_per_file(read_records_sidecar(sidecar_path))
         files = sorted(name for name in counts if name.startswith("shard_"))

@@ -36,6 +36,7 @@ from .corpus_sources import (
 from .errors import ConfigError, CorpusError
 from .files import AtomicFile, file_sha256, read_json, write_json
 from .progress import Progress
+from .run_layout import RunLayout
 from .sentences import document_sentences, sentence_splitter
 
 if TYPE_CHECKING:
@@ -228,10 +229,6 @@ def preparation_settings(corpus: CorpusSettings) -> dict:
     return {key: value for key, value in dataclasses.asdict(corpus).items() if key not in SHARDING_KEYS}
 
 
-def prepared_directory(run_dir: str) -> str:
-    return os.path.join(run_dir, "corpus", "prepared")
-
-
 def changed_corpus_files(paths: list[str], run_dir: str) -> list[tuple[str, str]]:
     """(path, how) of the corpus files that differ from what the run's preparation read.
 
@@ -239,7 +236,7 @@ def changed_corpus_files(paths: list[str], run_dir: str) -> list[tuple[str, str]
     hashed and compared. Nothing is reported for a run prepared by a version
     that did not record the digests.
     """
-    directory = prepared_directory(run_dir)
+    directory = RunLayout(run_dir).prepared_dir
     read = {}
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
         stats = read_json(os.path.join(directory, name)) if name.endswith(".json") else None
@@ -260,15 +257,6 @@ def changed_corpus_files(paths: list[str], run_dir: str) -> list[tuple[str, str]
             changed.append((path, "has another content than the preparation read"))
     changed += [(path, "was removed from corpus.files since the preparation") for path in sorted(read)]
     return changed
-
-
-def prepared_name(index: int) -> str:
-    """The prepared text of input file ``index`` (in sorted order): file_00000.txt, ..."""
-    return f"file_{index:05d}.txt"
-
-
-def statistics_name(index: int) -> str:
-    return f"file_{index:05d}.json"
 
 
 # The counts of the corpus statistics that total the files' counts.

@@ -163,15 +163,14 @@ def record_file_problems(sidecar_path: str) -> list[str]:
     return [problem for path, entry in record_file_entries(sidecar_path) if (problem := _size_problem(path, entry))]
 
 
-def damaged_records_in(directories: Iterable[str]) -> list[str]:
-    """:func:`record_file_problems` of each records directory that has a records.json, each with the repair command.
+def damaged_records_in(sidecars: Iterable[str]) -> list[str]:
+    """:func:`record_file_problems` of each records.json that exists (RunLayout.records_sidecar), each with the repair command.
 
     For the dry run and the status: a records.json that cannot be read is
     left to the jobs that read it, which say why.
     """
     problems = []
-    for directory in dict.fromkeys(directories):
-        sidecar = os.path.join(directory, "records.json")
+    for sidecar in dict.fromkeys(sidecars):
         if os.path.exists(sidecar):
             try:
                 problems += record_file_problems(sidecar)

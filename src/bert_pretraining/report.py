@@ -20,6 +20,7 @@ from statistics import median
 
 from .files import AtomicFile, read_json
 from .progress import format_duration
+from .run_layout import RECORDS_SIDECAR, REPORT_FILES, RunLayout
 
 # Colours of the phases in every plot (phase 1, phase 2, ...).
 PHASE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -57,11 +58,6 @@ def read_metrics(paths: list[str]) -> list[dict]:
                 by_key.pop((phase, record["step"]), None)  # keep insertion order of the newest line
                 by_key[(phase, record["step"])] = record
     return sorted(by_key.values(), key=lambda record: (record["step"], record.get("time", 0.0)))
-
-
-def corpus_statistics_path(run_dir: str) -> str:
-    """Where rule shard_corpus writes the corpus statistics (rules/corpus.smk) in a run directory."""
-    return os.path.join(run_dir, "corpus", "statistics.json")
 
 
 def read_benchmark(path: str) -> dict | None:
@@ -578,19 +574,6 @@ def plot_corpus(statistics: dict | None, path: str) -> None:
 # Everything
 # ---------------------------------------------------------------------------
 
-OUTPUTS = {
-    "training_curves": "training_curves.svg",
-    "learning_rate": "learning_rate.svg",
-    "throughput": "throughput.svg",
-    "records_plot": "records.svg",
-    "segments": "segments.html",
-    "evaluation": "evaluation.html",
-    "records": "records.html",
-    "jobs": "jobs.html",
-    "corpus_plot": "corpus.svg",
-    "corpus": "corpus.html",
-}
-
 CORPUS_NOTE = (
     "Documents read: the documents of each input file (bad records not included). Dropped: too short"
     " (fewer than corpus.min_document_chars characters), duplicates (copies of an earlier document, with"
@@ -604,33 +587,35 @@ def build_report(run_dir: str, segments: list[dict], seq_lengths: list[int], out
     """All figures and tables of a run directory into output_dir; returns {name: path}.
 
     ``segments``: the plan's segments as dicts (phase, start, end); their
-    benchmark files are looked up as ``benchmarks/<phase>/segment-<end>.tsv``.
+    benchmark files are the pretrain jobs' (run_layout: ``benchmarks/<phase>/segment-<end>.tsv``).
+    The files written are run_layout.REPORT_FILES.
     """
+    layout = RunLayout(run_dir)
     os.makedirs(output_dir, exist_ok=True)
-    paths = {name: os.path.join(output_dir, file) for name, file in OUTPUTS.items()}
+    paths = {name: os.path.join(output_dir, file) for name, file in REPORT_FILES.items()}
     phases = list(dict.fromkeys(segment["phase"] for segment in segments))
     segments = [
         {**segment, "benchmark": segment.get("benchmark")
-         or os.path.join(run_dir, "benchmarks", segment["phase"], f"segment-{segment['end']}.tsv")}
+         or layout.benchmark("pretrain", phase=segment["phase"], step=segment["end"])}
         for segment in segments
     ]
-    metrics = read_metrics([os.path.join(run_dir, phase, "metrics.jsonl") for phase in phases])
-    evaluations = evaluation_rows({phase: os.path.join(run_dir, phase, "eval.json") for phase in phases})
+    metrics = read_metrics([layout.metrics(phase) for phase in phases])
+    evaluations = evaluation_rows({phase: layout.eval_json(phase) for phase in phases})
     stats = records_stats({
         seq: sorted(
-            os.path.join(run_dir, "records", f"seq{seq}", name)
-            for name in os.listdir(os.path.join(run_dir, "records", f"seq{seq}"))
-            if name.endswith(".json") and name != "records.json"
+            layout.records_stats(seq, name[: -len(".json")])
+            for name in os.listdir(layout.records_dir(seq))
+            if name.endswith(".json") and name != RECORDS_SIDECAR
         )
         for seq in dict.fromkeys(seq_lengths)
-        if os.path.isdir(os.path.join(run_dir, "records", f"seq{seq}"))
+        if os.path.isdir(layout.records_dir(seq))
     })
 
     plot_training_curves(metrics, segments, evaluations, paths["training_curves"])
     plot_learning_rate(metrics, segments, paths["learning_rate"])
     plot_throughput(metrics, segments, paths["throughput"])
     plot_records(stats, paths["records_plot"])
-    corpus = read_json(corpus_statistics_path(run_dir))
+    corpus = read_json(layout.corpus_statistics)
     plot_corpus(corpus, paths["corpus_plot"])
     write_text(paths["corpus"], html_table(
         "Corpus per input file", corpus_rows(corpus),
@@ -651,7 +636,7 @@ def build_report(run_dir: str, segments: list[dict], seq_lengths: list[int], out
         "From the stats file create_pretraining_data.py writes beside each records file.",
     ))
     write_text(paths["jobs"], html_table(
-        "All jobs", job_rows(os.path.join(run_dir, "benchmarks")),
+        "All jobs", job_rows(layout.benchmarks_dir),
         "Every job's Snakemake benchmark file (benchmarks/**.tsv): wall time, maximum resident memory, CPU time.",
     ))
     return paths

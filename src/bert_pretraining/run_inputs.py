@@ -111,15 +111,15 @@ class InputChanges:
 
 def current_inputs(settings, phase) -> dict[str, str]:
     """The digests of the run's files as they are now (what exists of them)."""
-    run_dir = settings.run_dir
+    layout = settings.layout
     current = {}
-    vocab = os.path.join(run_dir, "vocab.txt")
+    vocab = layout.vocab
     if os.path.isfile(vocab):
         current["vocab_sha256"] = file_sha256(vocab)
-    bert_config = os.path.join(run_dir, "bert_config.json")
+    bert_config = layout.bert_config
     if os.path.isfile(bert_config):
         current["bert_config_sha256"] = bert_config_digest(bert_config)
-    sidecar = read_json(os.path.join(settings.records_dir(phase.max_seq_length), "records.json"))
+    sidecar = read_json(layout.records_sidecar(phase.max_seq_length))
     if sidecar is not None and all(name in sidecar for name in ("files", *SHARED_FLAGS)):
         current["records_sha256"] = records_digest(sidecar)
     return current
@@ -135,7 +135,7 @@ def input_changes(settings, corpus: list[tuple[str, str]]) -> InputChanges | Non
     """
     trained = []  # (step, prefix, names of the inputs that differ)
     for phase in settings.phases:
-        directory = os.path.join(settings.run_dir, phase.name)
+        directory = settings.layout.phase_dir(phase.name)
         current = current_inputs(settings, phase)
         for ref in list_checkpoints(directory, include_segment_ends=False):
             trained.append((ref.step, ref.prefix, differing_inputs(checkpoint_inputs(ref.prefix), current)))

@@ -33,6 +33,7 @@ from .corpus import expand_corpus_files
 from .errors import ConfigError, VocabularyError
 from .plan import Segment, plan_run
 from .prepare import check_files
+from .run_layout import RunLayout
 from .schema import (
     SCHEMA_PATH,
     CorpusSettings,
@@ -68,9 +69,14 @@ class Settings:
     def run_dir(self) -> str:
         return os.path.join(self.results_dir, self.run_name)
 
+    @property
+    def layout(self) -> RunLayout:
+        """Every path under the run directory (run_layout.py)."""
+        return RunLayout(self.run_dir)
+
     def records_dir(self, max_seq_length: int) -> str:
         """The records of one sequence length: shard_*.tfrecord, heldout.tfrecord, records.json."""
-        return os.path.join(self.run_dir, "records", f"seq{max_seq_length}")
+        return self.layout.records_dir(max_seq_length)
 
     @functools.cached_property
     def segments(self) -> list[Segment]:

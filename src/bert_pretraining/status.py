@@ -18,10 +18,11 @@ import time
 from .checkpoints import list_checkpoints
 from .files import read_json
 from .progress import format_duration
-from .report import accuracy_against_baseline, corpus_documents_summary, corpus_size_summary, corpus_statistics_path
+from .report import accuracy_against_baseline, corpus_documents_summary, corpus_size_summary
 from .prepare import changed_corpus_files
 from .records_sidecar import damaged_records_in
 from .run_inputs import InputChanges, input_changes
+from .run_layout import RunLayout
 from .settings import Settings, corpus_files
 from .tokenization import read_vocabulary
 
@@ -45,11 +46,11 @@ def _last_json_line(path: str) -> dict | None:
 
 
 def segment_state(run_dir: str, segment, now: float) -> str:
-    phase_dir = os.path.join(run_dir, segment.phase)
-    final = os.path.join(phase_dir, f"model.ckpt-{segment.end_step}.index")
+    layout = RunLayout(run_dir)
+    final = layout.checkpoint_files(segment.phase, segment.end_step)["index"]
     if os.path.exists(final):
         return "done"
-    log_path = os.path.join(run_dir, "logs", segment.phase, f"segment-{segment.end_step}.log")
+    log_path = layout.log("pretrain", phase=segment.phase, step=segment.end_step)
     if not os.path.exists(log_path):
         return "pending"
     if now - os.path.getmtime(log_path) < RUNNING_IF_LOG_CHANGED_WITHIN:
@@ -60,6 +61,7 @@ def segment_state(run_dir: str, segment, now: float) -> str:
 def run_status(settings: Settings, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     run_dir = settings.run_dir
+    layout = settings.layout
     segments = settings.segments
     rows = []
     for segment in segments:
@@ -73,11 +75,11 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
         )
     newest_step, latest = 0, None
     for phase in settings.phases:
-        phase_dir = os.path.join(run_dir, phase.name)
+        phase_dir = layout.phase_dir(phase.name)
         refs = list_checkpoints(phase_dir) if os.path.isdir(phase_dir) else []
         if refs:
             newest_step = max(newest_step, refs[-1].step)
-        record = _last_json_line(os.path.join(phase_dir, "metrics.jsonl"))
+        record = _last_json_line(layout.metrics(phase.name))
         if record and (latest is None or record["step"] >= latest["step"]):
             latest = record
     run_last_step = segments[-1].end_step
@@ -87,13 +89,13 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
     finished = all(row["state"] == "done" for row in rows)
     evaluations = {}
     for phase in settings.phases:
-        result = read_json(os.path.join(run_dir, phase.name, "eval.json"))
+        result = read_json(layout.eval_json(phase.name))
         if result is not None:
             evaluations[phase.name] = result
     return {
         "run_dir": run_dir,
         "finished": finished,
-        "corpus": read_json(corpus_statistics_path(run_dir)),
+        "corpus": read_json(layout.corpus_statistics),
         "newest_checkpoint_step": newest_step,
         "run_last_step": run_last_step,
         "segments": rows,
@@ -102,7 +104,7 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
         "evaluations": evaluations,
         "input_changes": vars(changes) if (changes := run_input_changes(settings)) else None,
         # Cut or missing record files (sizes against records.json), each with the repair command.
-        "damaged_records": damaged_records_in(settings.records_dir(phase.max_seq_length) for phase in settings.phases),
+        "damaged_records": damaged_records_in(layout.records_sidecar(phase.max_seq_length) for phase in settings.phases),
     }
 
 
@@ -145,7 +147,7 @@ def vocabulary_inputs(settings: Settings) -> dict[str, list[str]]:
         return {"given": [settings.init_from.vocabulary_file], "shards": []}
     if settings.vocabulary.file:
         return {"given": [settings.vocabulary.file], "shards": []}
-    shards = [os.path.join(settings.run_dir, "corpus", f"shard_{index:05d}.txt") for index in range(settings.corpus.num_shards)]
+    shards = [settings.layout.shard(index) for index in range(settings.corpus.num_shards)]
     return {"given": [], "shards": shards}
 
 
@@ -158,7 +160,7 @@ def run_input_changes(settings: Settings) -> InputChanges | None:
     each checkpoint records.
     """
     changed = changed_corpus_files(corpus_files(settings), settings.run_dir)
-    vocab = os.path.join(settings.run_dir, "vocab.txt")
+    vocab = settings.layout.vocab
     for given in vocabulary_inputs(settings)["given"]:
         if os.path.isfile(vocab) and os.path.isfile(given) and read_vocabulary(given) != read_vocabulary(vocab):
             changed.append((given, f"has other tokens than the run's {vocab}"))

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from .flops import device_peak, flops_per_sequence
 from .progress import format_duration
+from .run_layout import METRICS_FILE, TENSORBOARD_DIR, TRAINING_LOG_FILE
 
 log = logging.getLogger("bert_pretraining.training")
 
@@ -43,7 +44,7 @@ def _keep_history(output_dir: str) -> None:
     Snakemake replaces a job's log when it reruns the job; this file keeps
     every attempt (the kill, the resume, the timeout) in one place.
     """
-    path = os.path.abspath(os.path.join(output_dir, "training.log"))
+    path = os.path.abspath(os.path.join(output_dir, TRAINING_LOG_FILE))
     package_logger = logging.getLogger("bert_pretraining")
     if any(getattr(handler, "baseFilename", None) == path for handler in package_logger.handlers):
         return
@@ -82,8 +83,8 @@ class TrainingLog:
             peak = f"peak {self.peak_tflops:g} TFLOP/s per device ({peak_source})" if self.peak_tflops else peak_source
             log.info("Device: %s x %d ranks; %s", device or "CPU", replica.size, peak)
             _keep_history(settings.output_dir)
-            self._writer = _summary_writer(os.path.join(settings.output_dir, "tensorboard"))
-            self._metrics_path = os.path.join(settings.output_dir, "metrics.jsonl")
+            self._writer = _summary_writer(os.path.join(settings.output_dir, TENSORBOARD_DIR))
+            self._metrics_path = os.path.join(settings.output_dir, METRICS_FILE)
 
     def _reset(self, step: int) -> None:
         self._sums = {}

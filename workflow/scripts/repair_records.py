@@ -26,6 +26,7 @@ from bert_pretraining.cli import add_configfile_flag  # noqa: E402
 from bert_pretraining.errors import RecordsError, run_main  # noqa: E402
 from bert_pretraining.files import file_sha256  # noqa: E402
 from bert_pretraining.records_sidecar import record_file_entries, record_file_problem  # noqa: E402
+from bert_pretraining.run_layout import RECORDS_SIDECAR  # noqa: E402
 from bert_pretraining.settings import load_settings  # noqa: E402
 
 SNAKEMAKE = os.path.join(os.path.dirname(sys.executable), "snakemake")
@@ -35,7 +36,7 @@ def damaged_record_files(settings) -> list[tuple[str, dict, str]]:
     """``(path, records.json entry, problem)`` of every damaged or missing record file of the run."""
     damaged = []
     for seq in dict.fromkeys(phase.max_seq_length for phase in settings.phases):
-        sidecar = os.path.join(settings.records_dir(seq), "records.json")
+        sidecar = settings.layout.records_sidecar(seq)
         if not os.path.exists(sidecar):
             continue  # the records stage has not finished: snakemake makes them
         for path, entry in record_file_entries(sidecar):
@@ -58,7 +59,7 @@ def remembered_times(record_path: str) -> dict[str, tuple[int, int]]:
     Never newer than what the jobs after them read.
     """
     stats_path = record_path[: -len(".tfrecord")] + ".json"
-    source = stats_path if os.path.exists(stats_path) else os.path.join(os.path.dirname(record_path), "records.json")
+    source = stats_path if os.path.exists(stats_path) else os.path.join(os.path.dirname(record_path), RECORDS_SIDECAR)
     stat = os.stat(source)
     return {path: (stat.st_atime_ns, stat.st_mtime_ns) for path in (record_path, stats_path)}
 
