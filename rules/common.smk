@@ -138,10 +138,6 @@ def quoted(value):
     return shlex.quote(str(value))
 
 
-def shell_bool(value):
-    return "true" if value else "false"
-
-
 def final_targets():
     evaluations = [LAYOUT.eval_json(phase.name) for phase in PHASES]
     return evaluations + [LAYOUT.export_dir] + LAYOUT.report_files
@@ -152,9 +148,9 @@ def final_targets():
 
 def vocabulary_source(wildcards, input):
     if SETTINGS.init_from:
-        return f"--from-model {quoted(SETTINGS.init_from.directory)}"
+        return f"--from_model={quoted(SETTINGS.init_from.directory)}"
     if SETTINGS.vocabulary.file:
-        return f"--given-vocab {quoted(input.given)}"
+        return f"--given_vocab={quoted(input.given)}"
     return f"--input {' '.join(quoted(path) for path in input.shards)}"
 
 
@@ -164,6 +160,17 @@ def records_seed(wildcards):
     if wildcards.part == HELDOUT_PART:
         return base + len(SHARDS)
     return base + shard_index(wildcards.part)
+
+
+def records_flags(wildcards):
+    """create_pretraining_data.py's settings for one part and sequence length."""
+    phase = SETTINGS.phase_for_length(wildcards.seq)
+    return format_flags(
+        {
+            **job_values("records", SETTINGS, phase),
+            "random_seed": records_seed(wildcards),
+        }
+    )
 
 
 # --- training segments (rules/pretrain.smk) ---

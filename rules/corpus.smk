@@ -1,7 +1,7 @@
 # Corpus files as people have them -> prepared BERT-format text (one job per
 # file) -> deterministic shards of unique whole documents, a held-out split,
 # and the corpus statistics.
-from bert_pretraining.prepare import corpus_sample_warnings, preparation_settings
+from bert_pretraining.prepare import corpus_sample_warnings
 
 CORPUS_FILES = corpus_files(SETTINGS)
 
@@ -22,10 +22,10 @@ rule prepare_corpus:
     benchmark:
         LAYOUT.benchmark("prepare_corpus", index="{index}")
     params:
-        corpus=json.dumps(preparation_settings(SETTINGS.corpus)),
+        flags=format_flags(job_values("prepare", SETTINGS)),
     shell:
-        "{PYTHON} {SCRIPTS}/prepare_corpus.py --input {input:q} --corpus {params.corpus:q}"
-        " --output {output.text:q} --statistics {output.statistics:q} > {log:q} 2>&1"
+        "{PYTHON} {SCRIPTS}/prepare_corpus.py --input={input:q} {params.flags}"
+        " --output={output.text:q} --statistics={output.statistics:q} > {log:q} 2>&1"
 
 
 rule shard_corpus:
@@ -41,14 +41,9 @@ rule shard_corpus:
     benchmark:
         LAYOUT.benchmark("shard_corpus")
     params:
-        num_shards=SETTINGS.corpus.num_shards,
-        heldout_fraction=SETTINGS.corpus.heldout_fraction,
-        seed=SETTINGS.corpus.seed,
-        deduplicate="--deduplicate" if SETTINGS.corpus.deduplicate else "",
+        flags=format_flags(job_values("shard", SETTINGS)),
         output_dir=lambda wildcards, output: os.path.dirname(output.heldout),
     shell:
         "{PYTHON} {SCRIPTS}/shard_corpus.py --input {input.text:q}"
-        " --file-statistics {input.statistics:q} {params.deduplicate}"
-        " --num-shards {params.num_shards} --heldout-fraction {params.heldout_fraction}"
-        " --seed {params.seed} --output-dir {params.output_dir:q}"
-        " --statistics {output.statistics:q} > {log:q} 2>&1"
+        " --file_statistics {input.statistics:q} {params.flags}"
+        " --output_dir={params.output_dir:q} --statistics={output.statistics:q} > {log:q} 2>&1"

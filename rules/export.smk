@@ -31,8 +31,7 @@ rule export_model:
     benchmark:
         LAYOUT.benchmark("export_model")
     params:
-        lower_case=shell_bool(SETTINGS.vocabulary.do_lower_case),
-        nsp=shell_bool(SETTINGS.model.use_next_sentence_prediction),
+        flags=format_flags(job_values("export", SETTINGS)),
         phases=json.dumps(
             [
                 {key: getattr(phase, key) for key in _EXPORT_PHASE_KEYS}
@@ -40,16 +39,11 @@ rule export_model:
             ]
         ),
         name=SETTINGS.run_name,
-        initialised_from=(
-            f"--initialised_from {quoted(SETTINGS.init_from.directory)}"
-            if SETTINGS.init_from
-            else ""
-        ),
+        initialised_from=SETTINGS.init_from.directory if SETTINGS.init_from else "",
     shell:
-        "{PYTHON} {SCRIPTS}/export_model.py --checkpoint {input.index:q}"
-        " --bert_config_file {input.bert_config:q} --vocab_file {input.vocab:q}"
-        " --do_lower_case {params.lower_case} --use_next_sentence_prediction {params.nsp}"
+        "{PYTHON} {SCRIPTS}/export_model.py --checkpoint={input.index:q}"
+        " --bert_config_file={input.bert_config:q} --vocab_file={input.vocab:q} {params.flags}"
         " --eval_json {input.evals:q} --records_sidecar {input.sidecars:q}"
-        " --phases_json {params.phases:q} --model_name {params.name:q}"
-        " {params.initialised_from}"
-        " --output {output:q} > {log:q} 2>&1"
+        " --phases_json={params.phases:q} --model_name={params.name:q}"
+        " --initialised_from={params.initialised_from:q}"
+        " --output={output:q} > {log:q} 2>&1"

@@ -100,6 +100,6 @@ rule plot_training:
         segments=_REPORT_SEGMENTS,
         seqs=",".join(str(seq) for seq in SEQ_LENGTHS),
     shell:
-        "MPLBACKEND=Agg {PYTHON} {SCRIPTS}/plot_training.py --run-dir {params.run_dir:q}"
-        " --segments {params.segments:q} --seq-lengths {params.seqs}"
-        " --output-dir {params.output_dir:q} > {log:q} 2>&1"
+        "MPLBACKEND=Agg {PYTHON} {SCRIPTS}/plot_training.py --run_dir={params.run_dir:q}"
+        " --segments={params.segments:q} --seq_lengths={params.seqs}"
+        " --output_dir={params.output_dir:q} > {log:q} 2>&1"

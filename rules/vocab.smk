@@ -16,18 +16,10 @@ rule train_vocab:
         LAYOUT.benchmark("train_vocab")
     params:
         source=vocabulary_source,
-        size=SETTINGS.vocabulary.size,
-        min_frequency=SETTINGS.vocabulary.min_frequency,
-        lower_case="--do-lower-case" if SETTINGS.vocabulary.do_lower_case else "",
-        sample=(
-            f"--sample-bytes {SETTINGS.vocabulary.sample_bytes} --sample-seed {SETTINGS.vocabulary.sample_seed}"
-            if SETTINGS.vocabulary.sample_bytes
-            else ""
-        ),
+        flags=format_flags(job_values("vocab", SETTINGS)),
     shell:
-        "{PYTHON} {SCRIPTS}/train_vocab.py {params.source} --output {output:q}"
-        " --vocab-size {params.size} --min-frequency {params.min_frequency}"
-        " {params.lower_case} {params.sample} > {log:q} 2>&1"
+        "{PYTHON} {SCRIPTS}/train_vocab.py {params.source} {params.flags}"
+        " --output={output:q} > {log:q} 2>&1"
 
 
 rule write_bert_config:
@@ -40,7 +32,7 @@ rule write_bert_config:
     benchmark:
         LAYOUT.benchmark("write_bert_config")
     params:
-        model=json.dumps(SETTINGS.model.bert_config()),
+        flags=format_flags(job_values("bert_config", SETTINGS)),
     shell:
-        "{PYTHON} {SCRIPTS}/write_bert_config.py --vocab {input.vocab:q}"
-        " --model {params.model:q} --output {output:q} > {log:q} 2>&1"
+        "{PYTHON} {SCRIPTS}/write_bert_config.py --vocab={input.vocab:q} {params.flags}"
+        " --output={output:q} > {log:q} 2>&1"

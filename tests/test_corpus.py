@@ -124,7 +124,7 @@ def test_heldout_choice_depends_on_seed_and_holds_out_at_least_one():
 def test_fewer_documents_than_shards_says_how_many(tmp_path):
     corpus = tmp_path / "corpus.txt"
     write_corpus(corpus, 5)
-    with pytest.raises(CorpusError, match=r"5 documents \(1 held out, 4 for training\) but --num-shards is 8"):
+    with pytest.raises(CorpusError, match=r"5 documents \(1 held out, 4 for training\) but --num_shards is 8"):
         shard_corpus([str(corpus)], str(tmp_path / "out"), 8, 0.1, seed=1)
 
 
@@ -135,7 +135,7 @@ def test_empty_corpus_is_an_error(tmp_path):
         shard_corpus([str(corpus)], str(tmp_path / "out"), 1, 0.1, seed=1)
 
 
-@pytest.mark.parametrize("num_shards, fraction, flag", [(0, 0.1, "--num-shards"), (2, 0.0, "--heldout-fraction")])
+@pytest.mark.parametrize("num_shards, fraction, flag", [(0, 0.1, "--num_shards"), (2, 0.0, "--heldout_fraction")])
 def test_bad_arguments_name_the_flag(tmp_path, num_shards, fraction, flag):
     corpus = tmp_path / "c.txt"
     write_corpus(corpus, 10)
@@ -173,8 +173,8 @@ def run_script(tmp_path, inputs, *extra):
         statistics.append(str(path) + ".json")
         prepare_file(str(path), corpus_settings({"files": [str(path)]}), str(tmp_path / "ignored.txt"), statistics[-1])
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "--input", *map(str, inputs), "--file-statistics", *statistics,
-         "--num-shards", "3", "--heldout-fraction", "0.1", "--seed", "1", "--output-dir", str(tmp_path / "out"),
+        [sys.executable, str(SCRIPT), "--input", *map(str, inputs), "--file_statistics", *statistics,
+         "--num_shards", "3", "--heldout_fraction", "0.1", "--seed", "1", "--output_dir", str(tmp_path / "out"),
          "--statistics", str(tmp_path / "out" / "statistics.json"), *extra],
         capture_output=True, text=True,
     )
@@ -186,8 +186,8 @@ def test_script_reports_a_missing_input_with_exit_status_2(tmp_path):
     statistics = tmp_path / "a.txt.json"
     prepare_file(str(tmp_path / "a.txt"), corpus_settings({"files": ["a"]}), str(tmp_path / "p.txt"), str(statistics))
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--input", str(missing), "--file-statistics", str(statistics),
-         "--num-shards", "2", "--heldout-fraction", "0.1", "--seed", "1", "--output-dir", str(tmp_path / "out"),
+        [sys.executable, str(SCRIPT), "--input", str(missing), "--file_statistics", str(statistics),
+         "--num_shards", "2", "--heldout_fraction", "0.1", "--seed", "1", "--output_dir", str(tmp_path / "out"),
          "--statistics", str(tmp_path / "s.json")],
         capture_output=True, text=True,
     )

@@ -124,7 +124,7 @@ def test_summarize_records(workspace, tmp_path):
                      *google_flags(workspace, tmp_path / f"{part}.tfrecord", f"--stats_file={tmp_path / part}.json"))
         assert result.returncode == 0, result.stderr
     result = run("summarize_records.py", "--stats", tmp_path / "shard_00000.json", tmp_path / "shard_00001.json",
-                 "--heldout-stats", tmp_path / "heldout.json", "--output", tmp_path / "records.json")
+                 "--heldout_stats", tmp_path / "heldout.json", "--output", tmp_path / "records.json")
     assert result.returncode == 0, result.stderr
     sidecar = read_records_sidecar(str(tmp_path / "records.json"))
     counts = [count_records(str(tmp_path / f"{p}.tfrecord")) for p in ("shard_00000", "shard_00001", "heldout")]

@@ -17,11 +17,8 @@ from bert_pretraining.errors import CheckpointError, run_main
 from workflow_helpers import REPO, as_ordinary_user, mounted_tmpfs
 
 PREPARE = os.path.join(REPO, "workflow", "scripts", "prepare_corpus.py")
-# The preparation settings of a plain BERT-format text file (prepare.preparation_settings's keys).
-CORPUS_SETTINGS = (
-    '{"format": "bert", "text_field": "text", "language": "en", "split_sentences": false, '
-    '"on_bad_record": "fail", "min_document_chars": 1, "max_sentence_chars": 500}'
-)
+# The preparation settings of a plain BERT-format text file (the prepare job's flags).
+CORPUS_SETTINGS = ["--format=bert", "--language=en", "--split_sentences=false", "--min_document_chars=1"]
 
 
 def run_as_ordinary_user(command, home):
@@ -49,7 +46,7 @@ def test_a_read_only_run_directory_is_one_line_naming_it_and_the_advised_chmod_l
     run_dir = os.path.join(shared_dir, "results", "demo")
     output = os.path.join(run_dir, "corpus", "prepared", "file_0.txt")
     prepare = [
-        sys.executable, PREPARE, "--input", corpus, "--corpus", CORPUS_SETTINGS,
+        sys.executable, PREPARE, "--input", corpus, *CORPUS_SETTINGS,
         "--output", output, "--statistics", output.replace(".txt", ".json"),
     ]
     assert run_as_ordinary_user(prepare, shared_dir).returncode == 0

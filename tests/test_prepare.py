@@ -302,7 +302,7 @@ def test_prepare_script_reports_a_bad_record_in_one_line(tmp_path):
     path.write_text('{"text": "ok, tämä on hyvä rivi ja tarpeeksi pitkä"}\n[1, 2\n', encoding="utf-8")
     result = subprocess.run(
         [sys.executable, str(REPO / "workflow/scripts/prepare_corpus.py"), "--input", str(path),
-         "--corpus", json.dumps({"language": "fi"}), "--output", str(tmp_path / "out.txt"),
+         "--language=fi", "--output", str(tmp_path / "out.txt"),
          "--statistics", str(tmp_path / "out.json")],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )

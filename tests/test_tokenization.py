@@ -238,7 +238,7 @@ def write_multilingual_corpus(directory: Path) -> list[str]:
     return [str(directory / "multi.txt"), *write_awkward_corpus(directory)]
 
 
-@pytest.mark.parametrize("do_lower_case, sample", [(False, []), (True, []), (False, ["--sample-bytes", "20000"])])
+@pytest.mark.parametrize("do_lower_case, sample", [(False, []), (True, []), (False, ["--sample_bytes", "20000"])])
 def test_training_is_reproducible_in_fresh_processes(tmp_path, do_lower_case, sample):
     """Three processes (three hash seeds in HF's trainer) write one vocab.txt, byte for byte."""
     files = write_multilingual_corpus(tmp_path)
@@ -247,8 +247,8 @@ def test_training_is_reproducible_in_fresh_processes(tmp_path, do_lower_case, sa
         output = tmp_path / f"vocab{run}.txt"
         subprocess.run(
             [sys.executable, str(SCRIPT), "--input", *files,
-             "--output", str(output), "--vocab-size", "600", "--min-frequency", "2",
-             *(["--do-lower-case"] if do_lower_case else []), *sample],
+             "--output", str(output), "--vocab_size", "600", "--min_frequency", "2",
+             *(["--do_lower_case"] if do_lower_case else []), *sample],
             check=True, capture_output=True, text=True,
         )
         digests.add(hashlib.md5(output.read_bytes()).hexdigest())
@@ -373,14 +373,14 @@ def run_script(*args):
 
 def test_script_trains_and_copies(tmp_path):
     corpus = write_text(tmp_path / "corpus.txt", num_documents=60)
-    result = run_script("--input", corpus, "--output", tmp_path / "vocab.txt", "--vocab-size", "120",
-                        "--min-frequency", "1")
+    result = run_script("--input", corpus, "--output", tmp_path / "vocab.txt", "--vocab_size", "120",
+                        "--min_frequency", "1")
     assert result.returncode == 0, result.stderr
     assert read_vocabulary(str(tmp_path / "vocab.txt"))[:5] == list(SPECIAL_TOKENS)
     # stderr is not a terminal: a plain progress line, no bar, then the merge phase.
     assert re.search(r"^vocabulary, counting words: .*\(100%\).*, done in ", result.stderr, re.M), result.stderr
     assert "computing the WordPiece merges" in result.stderr and "\r" not in result.stderr
-    result = run_script("--given-vocab", tmp_path / "vocab.txt", "--output", tmp_path / "copy.txt")
+    result = run_script("--given_vocab", tmp_path / "vocab.txt", "--output", tmp_path / "copy.txt")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "copy.txt").read_bytes() == (tmp_path / "vocab.txt").read_bytes()
 
@@ -388,7 +388,7 @@ def test_script_trains_and_copies(tmp_path):
 def test_script_rejects_a_given_vocabulary_without_special_tokens(tmp_path):
     (tmp_path / "given.txt").write_text("[PAD]\n[UNK]\nhello\n")
     (tmp_path / "vocab.txt").write_text("old\n")
-    result = run_script("--given-vocab", tmp_path / "given.txt", "--output", tmp_path / "vocab.txt")
+    result = run_script("--given_vocab", tmp_path / "given.txt", "--output", tmp_path / "vocab.txt")
     assert result.returncode == 2
     assert "given.txt" in result.stderr and "[CLS] [SEP] [MASK]" in result.stderr
     assert (tmp_path / "vocab.txt").read_text() == "old\n"

@@ -172,10 +172,10 @@ class ShardSummary:
 def check_shard_arguments(num_shards: int, heldout_fraction: float) -> None:
     """Reject impossible sharding arguments before reading anything."""
     if num_shards < 1:
-        raise ConfigError(f"--num-shards is {num_shards}; expected at least 1")
+        raise ConfigError(f"--num_shards is {num_shards}; expected at least 1")
     if not 0 < heldout_fraction < 1:
         raise ConfigError(
-            f"--heldout-fraction is {heldout_fraction}; expected a fraction of documents "
+            f"--heldout_fraction is {heldout_fraction}; expected a fraction of documents "
             "strictly between 0 and 1 (at least one document is always held out)"
         )
 
@@ -257,7 +257,7 @@ def shard_corpus(
     if training_documents < num_shards:
         raise CorpusError(
             f"the corpus has {documents} documents ({len(heldout)} held out, "
-            f"{training_documents} for training) but --num-shards is {num_shards}; "
+            f"{training_documents} for training) but --num_shards is {num_shards}; "
             "expected at least one training document per shard (fewer shards, or more text)"
         )
 

@@ -69,10 +69,10 @@ class InstanceOptions:
 
     @classmethod
     def with_google_defaults(cls, **values) -> "InstanceOptions":
-        """Google's create_pretraining_data.py defaults (job_flags.GOOGLE_DEFAULTS) for what ``values`` leaves out."""
-        from .job_flags import GOOGLE_DEFAULTS
+        """Google's create_pretraining_data.py defaults (job_flags.HAND_DEFAULTS) for what ``values`` leaves out."""
+        from .job_flags import HAND_DEFAULTS
 
-        defaults = {field: GOOGLE_DEFAULTS["records"][field] for field in cls.__dataclass_fields__}
+        defaults = {field: HAND_DEFAULTS["records"][field] for field in cls.__dataclass_fields__}
         return cls(**{**defaults, **values})
 
 

@@ -17,7 +17,6 @@ few logged.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -219,15 +218,6 @@ def count_bad_record(record: BadRecord, stats: FileStatistics, on_bad_record: st
 
 
 # ---------------------------------------------------------------- the DAG's units
-
-# The corpus keys of the sharding job; every other one is the preparation's.
-SHARDING_KEYS = ("files", "num_shards", "heldout_fraction", "seed", "deduplicate")
-
-
-def preparation_settings(corpus: CorpusSettings) -> dict:
-    """The corpus settings a preparation job reads (not the file list: adding a file reruns no other job)."""
-    return {key: value for key, value in dataclasses.asdict(corpus).items() if key not in SHARDING_KEYS}
-
 
 def changed_corpus_files(paths: list[str], run_dir: str) -> list[tuple[str, str]]:
     """(path, how) of the corpus files that differ from what the run's preparation read.

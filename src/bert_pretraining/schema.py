@@ -27,7 +27,7 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 # The sections whose keys a job can take, in the order their flags are listed.
-JOB_SECTIONS = ("phases", "training", "model", "vocabulary", "records")
+JOB_SECTIONS = ("phases", "training", "model", "vocabulary", "records", "corpus")
 
 
 @functools.cache

@@ -329,9 +329,9 @@ def train_vocabulary(
     lists their characters. They follow the special tokens in the file.
     """
     if vocab_size < len(SPECIAL_TOKENS) + 1:
-        raise VocabularyError(f"--vocab-size is {vocab_size}; expected at least {len(SPECIAL_TOKENS) + 1}")
+        raise VocabularyError(f"--vocab_size is {vocab_size}; expected at least {len(SPECIAL_TOKENS) + 1}")
     if min_frequency < 0:
-        raise VocabularyError(f"--min-frequency is {min_frequency}; expected 0 or more")
+        raise VocabularyError(f"--min_frequency is {min_frequency}; expected 0 or more")
     for path in input_files:
         if not os.path.isfile(path):
             raise CorpusError(f"{path}: input file does not exist; expected a corpus text file")
@@ -412,7 +412,7 @@ def train_vocabulary(
         )
     if len(tokens) < vocab_size:
         log.warning(
-            "the corpus gives only %d tokens, fewer than --vocab-size %d (small corpus or high --min-frequency)",
+            "the corpus gives only %d tokens, fewer than --vocab_size %d (small corpus or high --min_frequency)",
             len(tokens),
             vocab_size,
         )

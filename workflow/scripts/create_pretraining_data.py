@@ -57,7 +57,7 @@ def parse_args(argv):
     parser.add_argument("--output_file", required=True,
                         help="output TF example file (or comma-separated list of files, written round-robin)")
     parser.add_argument("--vocab_file", required=True, help="the vocabulary file the BERT model is trained on")
-    # The settings of the records (the schema's x-jobs: records), with Google's defaults (job_flags.GOOGLE_DEFAULTS).
+    # The settings of the records (the schema's x-jobs: records), with Google's defaults (job_flags.HAND_DEFAULTS).
     add_job_flags(parser, "records")
     parser.add_argument("--stats_file", help="write a JSON of counts and flags here (for the records sidecar)")
     return parser.parse_args(absl_to_argparse(argv))

@@ -3,7 +3,7 @@
 
     export_model.py --checkpoint results/RUN/phase512/model.ckpt-1000000 \
         --bert_config_file results/RUN/bert_config.json --vocab_file results/RUN/vocab.txt \
-        [--do_lower_case[=true|false]] [--use_next_sentence_prediction true|false] \
+        [--do_lower_case[=true|false]] [--use_next_sentence_prediction[=true|false]] \
         [--eval_json results/RUN/phase128/eval.json results/RUN/phase512/eval.json] \
         [--records_sidecar results/RUN/records/seq128/records.json ...] \
         [--phases_json '[{"name": "phase128", ...}]'] --output results/RUN/export
@@ -23,8 +23,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from bert_pretraining.cli import setup_logging, str2bool
+from bert_pretraining.cli import setup_logging
 from bert_pretraining.errors import WorkflowError, run_main
+from bert_pretraining.job_flags import add_job_flags
 
 
 def parse_args(argv):
@@ -32,19 +33,9 @@ def parse_args(argv):
     parser.add_argument("--checkpoint", required=True, help="checkpoint prefix or one of its files (.index)")
     parser.add_argument("--bert_config_file", required=True, help="the model's bert_config.json")
     parser.add_argument("--vocab_file", required=True, help="the vocab.txt the records were made with")
-    parser.add_argument(
-        "--do_lower_case", nargs="?", const=True, default=None, type=str2bool,
-        help="uncased tokenizer (lower-casing and accent stripping); default: as the --records_sidecar files say",
-    )
-    parser.add_argument("--nodo_lower_case", dest="do_lower_case", action="store_false", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--use_next_sentence_prediction", nargs="?", const=True, default=None, type=str2bool,
-        help="export the next-sentence head; default: if the checkpoint has one",
-    )
-    parser.add_argument(
-        "--nouse_next_sentence_prediction", dest="use_next_sentence_prediction", action="store_false",
-        help=argparse.SUPPRESS,
-    )
+    # --use_next_sentence_prediction (default: if the checkpoint has the head) and --do_lower_case (default: as
+    # the --records_sidecar files say), as the schema declares them (x-jobs: export).
+    add_job_flags(parser, "export")
     parser.add_argument("--eval_json", nargs="+", action="extend", default=[], help="each phase's eval.json")
     parser.add_argument(
         "--records_sidecar", nargs="+", action="extend", default=[], help="records.json files (corpus size)"

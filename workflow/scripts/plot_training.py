@@ -12,11 +12,11 @@ from bert_pretraining.errors import run_main
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run-dir", required=True, help="results/<run_name>")
+    parser.add_argument("--run_dir", required=True, help="results/<run_name>")
     parser.add_argument("--segments", required=True,
                         help='the plan as JSON: [{"phase": "phase128", "start": 0, "end": 100}, ...]')
-    parser.add_argument("--seq-lengths", required=True, help="comma-separated sequence lengths of the records")
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--seq_lengths", required=True, help="comma-separated sequence lengths of the records")
+    parser.add_argument("--output_dir", required=True)
     args = parser.parse_args(argv)
     setup_logging()
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Cut the prepared corpus into N shards of unique whole documents plus a held-out file.
 
-    shard_corpus.py --input FILE [FILE ...] --file-statistics JSON [JSON ...] \
-        [--deduplicate] --num-shards N --heldout-fraction F --seed S \
-        --output-dir DIR --statistics JSON
+    shard_corpus.py --input FILE [FILE ...] --file_statistics JSON [JSON ...] \
+        [--deduplicate] --num_shards N --heldout_fraction F --seed S \
+        --output_dir DIR --statistics JSON
 
 Reads the prepared BERT-format files (one per corpus file) and writes
 DIR/shard_00000.txt ... DIR/shard_{N-1:05d}.txt, DIR/heldout.txt and the
@@ -16,6 +16,7 @@ import logging
 
 from bert_pretraining.corpus import shard_corpus
 from bert_pretraining.errors import CorpusError, run_main
+from bert_pretraining.job_flags import add_job_flags
 from bert_pretraining.files import read_json_object, write_json
 from bert_pretraining.prepare import corpus_statistics
 
@@ -25,14 +26,10 @@ log = logging.getLogger("shard_corpus")
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", required=True, metavar="FILE", help="prepared corpus files")
-    parser.add_argument("--file-statistics", nargs="+", required=True, metavar="JSON",
+    parser.add_argument("--file_statistics", nargs="+", required=True, metavar="JSON",
                         help="the preparation's statistics of each input file, in the same order")
-    parser.add_argument("--deduplicate", action="store_true", help="keep the first copy of each document only")
-    parser.add_argument("--num-shards", type=int, required=True, help="number of training shards")
-    parser.add_argument("--heldout-fraction", type=float, required=True,
-                        help="fraction of documents held out for evaluation (at least one)")
-    parser.add_argument("--seed", type=int, required=True, help="seed of the held-out choice")
-    parser.add_argument("--output-dir", required=True, help="directory of the shards and heldout.txt")
+    add_job_flags(parser, "shard")  # deduplicate, num_shards, heldout_fraction, seed (config.schema.yaml's corpus)
+    parser.add_argument("--output_dir", required=True, help="directory of the shards and heldout.txt")
     parser.add_argument("--statistics", required=True, help="the corpus statistics (JSON)")
     return parser.parse_args(argv)
 
@@ -41,7 +38,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if len(args.file_statistics) != len(args.input):
-        raise CorpusError(f"{len(args.input)} --input files but {len(args.file_statistics)} --file-statistics; expected one each")
+        raise CorpusError(f"{len(args.input)} --input files but {len(args.file_statistics)} --file_statistics; expected one each")
     file_statistics = [read_json_object(path, "a corpus file's statistics", CorpusError) for path in args.file_statistics]
     log.info("%d input files", len(args.input))
     summary = shard_corpus(args.input, args.output_dir, args.num_shards, args.heldout_fraction, args.seed,

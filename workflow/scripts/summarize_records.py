@@ -2,7 +2,7 @@
 """Write a records directory's sidecar (records.json) from the per-shard stats.
 
     summarize_records.py --stats STATS.json [STATS.json ...] \
-        [--heldout-stats HELDOUT.json] --output records.json
+        [--heldout_stats=HELDOUT.json] --output=records.json
 
 Sums the instance counts and checks that all shards were made with the same
 flags and vocabulary (training checks its own flags against the result).
@@ -20,7 +20,7 @@ log = logging.getLogger("summarize_records")
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stats", nargs="+", required=True, help="stats files of the training shards")
-    parser.add_argument("--heldout-stats", help="stats file of the held-out records")
+    parser.add_argument("--heldout_stats", help="stats file of the held-out records")
     parser.add_argument("--output", required=True, help="the records.json to write")
     return parser.parse_args(argv)
 
