@@ -38,26 +38,31 @@ class _AdamStyleOptimizer(tf.Module):
     Subclasses give ``_update_for(entry, next_m, next_v, context)``, the update
     that is multiplied by the learning rate and subtracted from the variable;
     ``context`` is what ``_step_context(step)`` computed once for the step.
+    The defaults are Google's and NVIDIA's (the same for both).
     """
+
+    MODULE_NAME = "adam_style_optimizer"
+    # Whether updates are scaled by a trust ratio (LAMB's layer adaptation).
+    ADAPTS_LAYERS = False
 
     def __init__(
         self,
         variables_by_name,
         *,
-        module_name,
-        weight_decay_rate,
-        beta_1,
-        beta_2,
-        epsilon,
-        exclude_from_weight_decay,
-        exclude_from_layer_adaptation=None,
+        weight_decay_rate=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
+        exclude_from_layer_adaptation=(),
     ):
-        super().__init__(name=module_name)
+        super().__init__(name=self.MODULE_NAME)
         self.weight_decay_rate = float(weight_decay_rate)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.exclude_from_weight_decay = tuple(exclude_from_weight_decay)
+        self.exclude_from_layer_adaptation = tuple(exclude_from_layer_adaptation)
         slots = {}
         entries = []
         for name, param in variables_by_name.items():
@@ -74,8 +79,8 @@ class _AdamStyleOptimizer(tf.Module):
                     # Decided once, from the name: nothing to decide per step.
                     decay=bool(self.weight_decay_rate)
                     and not _matches_any(name, self.exclude_from_weight_decay),
-                    layer_adaptation=exclude_from_layer_adaptation is not None
-                    and not _matches_any(name, exclude_from_layer_adaptation),
+                    layer_adaptation=self.ADAPTS_LAYERS
+                    and not _matches_any(name, self.exclude_from_layer_adaptation),
                 )
             )
         self.slots_by_name = slots
@@ -152,25 +157,7 @@ class AdamWeightDecay(_AdamStyleOptimizer):
     ``step`` argument of ``apply_gradients`` is accepted and ignored).
     """
 
-    def __init__(
-        self,
-        variables_by_name,
-        *,
-        weight_decay_rate=0.01,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-6,
-        exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-    ):
-        super().__init__(
-            variables_by_name,
-            module_name="adam_weight_decay",
-            weight_decay_rate=weight_decay_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-        )
+    MODULE_NAME = "adam_weight_decay"
 
     def _update_for(self, entry, next_m, next_v, context):
         del context  # no bias correction
@@ -213,28 +200,8 @@ class Lamb(_AdamStyleOptimizer):
     the correction too.
     """
 
-    def __init__(
-        self,
-        variables_by_name,
-        *,
-        weight_decay_rate=0.01,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-6,
-        exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-        exclude_from_layer_adaptation=(),
-    ):
-        super().__init__(
-            variables_by_name,
-            module_name="lamb",
-            weight_decay_rate=weight_decay_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            exclude_from_layer_adaptation=tuple(exclude_from_layer_adaptation),
-        )
-        self.exclude_from_layer_adaptation = tuple(exclude_from_layer_adaptation)
+    MODULE_NAME = "lamb"
+    ADAPTS_LAYERS = True
 
     def _step_context(self, step):
         """The bias corrections, which depend only on the step: once, not per variable."""
