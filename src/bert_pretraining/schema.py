@@ -70,8 +70,8 @@ def settings_class(class_name: str, section: str, *, leading=(), methods=None) -
 
 
 def _bert_config_keys(self) -> dict:
-    """The keys of Google's bert_config.json (vocab_size comes from the vocabulary)."""
-    return {key: value for key, value in dataclasses.asdict(self).items() if key != "use_next_sentence_prediction"}
+    """The keys of Google's bert_config.json, those the bert_config job takes (vocab_size: the vocabulary's)."""
+    return {setting.key: getattr(self, setting.key) for setting in job_settings("bert_config")}
 
 
 CorpusSettings = settings_class("CorpusSettings", "corpus")

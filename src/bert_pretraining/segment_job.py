@@ -16,13 +16,14 @@ from .job_flags import job_settings_from_args
 from .record_shares import records_per_file
 from .records_sidecar import check_record_files, check_records_sidecar, read_records_sidecar
 from .run_inputs import training_inputs
+from .run_layout import RECORDS_SIDECAR
 
 log = logging.getLogger(__name__)
 
 
 def records_sidecar_path(args, files: list[str]) -> str:
     """--records_sidecar, or the records.json beside the record files."""
-    return args.records_sidecar or os.path.join(os.path.dirname(files[0]), "records.json")
+    return args.records_sidecar or os.path.join(os.path.dirname(files[0]), RECORDS_SIDECAR)
 
 
 def settings_from_args(args):
