@@ -23,7 +23,7 @@ import argparse
 import shlex
 
 from .cli import FALSE_SPELLINGS, TRUE_SPELLINGS, add_bool_flag, str2bool
-from .schema import job_settings
+from .schema import PYTHON_TYPES, job_settings
 
 # A program's defaults when called by hand, where they are not the schema's, by job.
 HAND_DEFAULTS = {
@@ -41,6 +41,7 @@ HAND_DEFAULTS = {
     # export_model.py: from the checkpoint (an NSP head or not) and the records' sidecars.
     "export": {"use_next_sentence_prediction": None, "do_lower_case": None},
 }
+
 
 def add_job_flags(parser: argparse.ArgumentParser, job: str, *, optional=()) -> None:
     """One argparse flag per setting of ``job``; one the schema gives no default is required unless in ``optional``."""
@@ -64,9 +65,6 @@ def add_job_flags(parser: argparse.ArgumentParser, job: str, *, optional=()) -> 
         )
 
 
-_PARSERS = {"integer": int, "number": float, "string": str}
-
-
 def flag_parser(schema: dict):
     """The argparse type of a setting: its schema type; the empty value is null where null is allowed.
 
@@ -84,8 +82,8 @@ def flag_parser(schema: dict):
         if booleans and text.strip().lower() in TRUE_SPELLINGS + FALSE_SPELLINGS:
             return str2bool(text)
         for kind in kinds:
-            if kind in _PARSERS:
-                return _PARSERS[kind](text)
+            if kind in ("integer", "number", "string"):
+                return PYTHON_TYPES[kind](text)
         return text
 
     parse.__name__ = "/".join(kind for kind in kinds if kind != "null") or "value"  # argparse names it in errors

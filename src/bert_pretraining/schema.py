@@ -47,14 +47,14 @@ def setting_schema(section: str, key: str) -> dict:
     return section_schema(section)["properties"][key]
 
 
-_PYTHON_TYPES = {"integer": int, "number": float, "string": str, "boolean": bool, "array": tuple, "object": dict}
+PYTHON_TYPES = {"integer": int, "number": float, "string": str, "boolean": bool, "array": tuple, "object": dict}
 
 
 def python_type(schema: dict):
     """The annotation of a key: ``[integer, "null"]`` is ``int | None``; anything looser is ``object``."""
     kinds = schema.get("type")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
-    types = [_PYTHON_TYPES[kind] for kind in kinds if kind != "null"]
+    types = [PYTHON_TYPES[kind] for kind in kinds if kind != "null"]
     if len(types) != 1:
         return object
     return types[0] | None if "null" in kinds else types[0]
