@@ -54,7 +54,10 @@ def test_sections_are_the_schemas_keys():
     assert {field.name for field in dataclasses.fields(settings_module.Settings)} - derived == set(schema)
 
 
-@pytest.mark.parametrize("job", ["train", "evaluate"])
+JOBS = ["train", "evaluate", "records", "prepare", "shard", "vocab", "bert_config", "export"]
+
+
+@pytest.mark.parametrize("job", JOBS)
 def test_job_flags_carry_every_setting_of_the_job_and_read_back(job, monkeypatch):
     """Each flag of a job has help and a value in the run; parsing the command line gives the values back."""
     import argparse
@@ -66,7 +69,6 @@ def test_job_flags_carry_every_setting_of_the_job_and_read_back(job, monkeypatch
     settings = load_settings([DEMO])
     values = job_values(job, settings, settings.phases[0])
     assert values and all(setting.schema.get("description") for setting in job_settings(job))
-    assert all(value is not None for value in values.values()), values
     parser = argparse.ArgumentParser()
     add_job_flags(parser, job)
     assert job_settings_from_args(job, parser.parse_args(shlex.split(format_flags(values)))) == values
@@ -141,3 +143,40 @@ def test_schema_errors_name_the_key_and_value(monkeypatch):
     config["phases"][1]["batch_size_per_gpu"] = 0
     with pytest.raises(ConfigError, match=r"phases\[1\]\.batch_size_per_gpu \(value 0\)"):
         settings_from_config(config)
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_a_setting_reaches_its_job_with_any_valid_value(job):
+    """Property: for every setting of every job, a value of its schema's type is written and read back unchanged."""
+    import argparse
+    import shlex
+
+    from hypothesis import given as given_values
+    from hypothesis import settings as hypothesis_settings
+
+    from bert_pretraining.job_flags import format_flags
+
+    def values_of(schema):
+        if "enum" in schema:
+            return st.sampled_from(schema["enum"])
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        strategies = {
+            "integer": st.integers(min_value=0, max_value=10**9),
+            "number": st.floats(min_value=0, max_value=1e6, allow_nan=False),
+            "boolean": st.booleans(),
+            "string": st.text(alphabet="abcxyz_.-", min_size=1, max_size=8),
+            "null": st.none(),
+        }
+        return st.one_of(*(strategies[kind] for kind in kinds))
+
+    settings_of_job = job_settings(job)
+    parser = argparse.ArgumentParser()
+    add_job_flags(parser, job)
+
+    @hypothesis_settings(max_examples=25, deadline=None)
+    @given_values(st.fixed_dictionaries({s.flag: values_of(s.schema) for s in settings_of_job}))
+    def round_trip(values):
+        parsed = parser.parse_args(shlex.split(format_flags(values)))
+        assert job_settings_from_args(job, parsed) == values
+
+    round_trip()
