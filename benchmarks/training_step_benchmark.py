@@ -235,7 +235,9 @@ def probe_host_sync(state, settings, replica, train_step, batches, cfg) -> dict:
 
     from bert_pretraining.training import dropout_seeds
 
-    averaged = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "grad_norm")
+    from bert_pretraining.metrics import TRAINING, names_shown_in
+
+    averaged = names_shown_in(TRAINING)  # what the training log sums per step
     block = cfg.get("host_sync_block", 20)
     counter = [0]
 

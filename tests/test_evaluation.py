@@ -7,6 +7,7 @@ import numpy as np
 
 from bert_pretraining import checkpoints
 from bert_pretraining.evaluation import evaluate_checkpoint, most_frequent_masked_token
+from bert_pretraining.metrics import EVALUATION, names_shown_in
 from bert_pretraining.modeling import BertConfig, BertPretrainer
 from synthetic_records import serialize_pretraining_example, write_records
 
@@ -68,3 +69,11 @@ def test_evaluation_reports_the_baseline_and_the_accuracy_at_mask_inputs(tmp_pat
     at_mask = [label for label, shown in predictions if shown == MASK]
     assert 0 < len(at_mask) < len(predictions)
     assert np.isclose(result["masked_lm_accuracy_at_mask_tokens"], np.mean([label == 11 for label in at_mask]))
+    # eval.json's keys in their order; each figure is a metric of the table.
+    assert list(result) == [
+        "checkpoint", "step", "instances", "masked_lm_accuracy", "masked_lm_loss", "masked_lm_accuracy_at_mask_tokens",
+        "masked_lm_baseline_accuracy", "masked_lm_baseline_token", "masked_lm_baseline_training_instances",
+        "next_sentence_accuracy", "next_sentence_loss", "loss",
+    ]
+    assert set(result) - {"checkpoint", "masked_lm_baseline_training_instances"} == set(names_shown_in(EVALUATION))
+    assert result["loss"] == result["masked_lm_loss"] + result["next_sentence_loss"]

@@ -368,13 +368,13 @@ def test_pretraining_loss_matches_googles_formulas():
     mlm_correct = (mlm_logits.argmax(-1) == ids) * weights
     nsp_correct = nsp_logits.argmax(-1) == labels[:, 0]
     expected = {
-        "mlm_loss": mlm_loss,
-        "mlm_accuracy": mlm_correct.sum() / weights.sum(),
+        "masked_lm_loss": mlm_loss,
+        "masked_lm_accuracy": mlm_correct.sum() / weights.sum(),
         "mlm_loss_sum": (weights * per_example).sum(),
         "mlm_correct_sum": mlm_correct.sum(),
         "mlm_weight_sum": weights.sum(),
-        "nsp_loss": nsp_per_example.mean(),
-        "nsp_accuracy": nsp_correct.mean(),
+        "next_sentence_loss": nsp_per_example.mean(),
+        "next_sentence_accuracy": nsp_correct.mean(),
         "nsp_loss_sum": nsp_per_example.sum(),
         "nsp_correct_sum": nsp_correct.sum(),
         "nsp_example_count": BATCH,
@@ -394,9 +394,9 @@ def test_pretraining_loss_without_nsp_is_the_mlm_loss():
     weights = np.ones((BATCH, PREDICTIONS), np.float32)
     total, metrics = pretraining_loss(mlm_logits, None, ids, weights, None)
     assert sorted(metrics) == [
-        "mlm_accuracy", "mlm_correct_sum", "mlm_loss", "mlm_loss_sum", "mlm_weight_sum"
+        "masked_lm_accuracy", "masked_lm_loss", "mlm_correct_sum", "mlm_loss_sum", "mlm_weight_sum"
     ]
-    assert total.numpy() == metrics["mlm_loss"].numpy()
+    assert total.numpy() == metrics["masked_lm_loss"].numpy()
 
 
 def test_pretraining_loss_with_no_predictions_is_zero_not_nan():
@@ -404,4 +404,4 @@ def test_pretraining_loss_with_no_predictions_is_zero_not_nan():
     weights = np.zeros((1, PREDICTIONS), np.float32)
     total, metrics = pretraining_loss(mlm_logits, None, np.zeros((1, PREDICTIONS)), weights, None)
     assert total.numpy() == 0.0
-    assert metrics["mlm_accuracy"].numpy() == 0.0
+    assert metrics["masked_lm_accuracy"].numpy() == 0.0

@@ -468,7 +468,7 @@ def test_compiled_training_step_learns_and_replays_exactly():
             step, base_learning_rate=2e-3, num_train_steps=100, num_warmup_steps=3
         )
         optimizer.apply_gradients(grads, learning_rate, should_apply=finite)
-        return loss, metrics["mlm_accuracy"], global_norm
+        return loss, metrics["masked_lm_accuracy"], global_norm
 
     losses = [float(train_step(tf.constant(step, tf.int64))[0]) for step in range(30)]
     assert all(np.isfinite(losses))

@@ -35,8 +35,8 @@ SEGMENTS = [
 def metric(phase, step, start, end, **extra):
     lr = 1e-3 * (1 - step / (40 if phase == "phase128" else 50))
     record = {
-        "loss": 9.0 - step / 10, "mlm_loss": 8.0 - step / 10, "nsp_loss": 0.7,
-        "mlm_accuracy": step / 100, "nsp_accuracy": 0.5 + step / 200, "time": 1000.0 + step,
+        "loss": 9.0 - step / 10, "masked_lm_loss": 8.0 - step / 10, "next_sentence_loss": 0.7,
+        "masked_lm_accuracy": step / 100, "next_sentence_accuracy": 0.5 + step / 200, "time": 1000.0 + step,
         "phase": phase, "step": step, "segment_start": start, "segment_end": end, "run_last_step": 50,
         "learning_rate": lr, "loss_scale": 1.0, "skipped_steps": 0,
         "sequences_per_second": 10.0 * (1 + step % 3), "tokens_per_second": 1280.0 * (1 + step % 3),
@@ -98,7 +98,7 @@ def write_run(run_dir, mfu=False, nsp=True, corpus=True):
         with open(layout.metrics(phase), "w") as handle:
             for record in records:
                 if not nsp:
-                    record = {k: v for k, v in record.items() if not k.startswith("nsp")}
+                    record = {k: v for k, v in record.items() if not k.startswith("next_sentence")}
                 handle.write(json.dumps(record) + "\n")
             if phase == "phase128":
                 handle.write('{"loss": 3.0, "step"')
@@ -146,6 +146,19 @@ def test_read_metrics_keeps_the_resumed_line_and_skips_a_cut_line(tmp_path):
     assert [(r["phase"], r["step"]) for r in metrics] == [
         ("phase128", 10), ("phase128", 20), ("phase128", 30), ("phase128", 40), ("phase512", 50)]
     assert next(r for r in metrics if r["step"] == 30)["loss"] == 1.5
+
+
+def test_read_metrics_reads_a_run_logged_under_the_old_names(tmp_path):
+    """metrics.jsonl of a run in progress before the training log took Google's evaluation names."""
+    layout = RunLayout(str(tmp_path))
+    os.makedirs(layout.phase_dir("phase128"))
+    old_names = {"masked_lm_loss": "mlm_loss", "next_sentence_loss": "nsp_loss", "masked_lm_accuracy": "mlm_accuracy",
+                 "next_sentence_accuracy": "nsp_accuracy"}
+    with open(layout.metrics("phase128"), "w") as handle:
+        handle.write(json.dumps({old_names.get(k, k): v for k, v in metric("phase128", 10, 0, 20).items()}) + "\n")
+        handle.write(json.dumps(metric("phase128", 20, 0, 20)) + "\n")
+    assert report.read_metrics([layout.metrics("phase128")]) == [metric("phase128", 10, 0, 20),
+                                                                  metric("phase128", 20, 0, 20)]
 
 
 def test_segment_rows_join_metrics_and_benchmarks(tmp_path):

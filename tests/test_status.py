@@ -52,6 +52,8 @@ def test_in_progress_and_failed_segments(tmp_path):
     assert status["eta_seconds"] == (360 - 150) / 2.0
     text = format_status(status)
     assert "running" in text and "loss 6.5000" in text and "0:01:45" in text
+    # The line has the old name mlm_accuracy (a run logged before the names were Google's).
+    assert "latest log (step 150): loss 6.5000, masked-LM accuracy 0.1000, sequences/s 64.0, tokens/s 8192" in text
 
     write_log(run, "phase128", 200, 3600)  # the log went quiet without a final checkpoint
     assert run_status(config)["segments"][1]["state"] == "failed"

@@ -14,6 +14,7 @@ from bert_pretraining.replica import single_process
 from bert_pretraining.modeling import BertConfig
 from bert_pretraining.training import SegmentSettings, train_segment
 from bert_pretraining import training_log
+from bert_pretraining.metrics import TRAINING, names_shown_in
 
 from checkpoint_helpers import weights_at
 from synthetic_records import VOCAB_SIZE, make_records
@@ -201,6 +202,7 @@ def test_log_reports_model_flops_and_mfu_with_a_configured_peak(records, tmp_pat
     monkeypatch.setenv("BERT_PEAK_TFLOPS", "0.5")
     assert train_segment(settings(records, tmp_path, 0, 2), single_process()) == 0
     record = json.loads(open(tmp_path / "metrics.jsonl").read().splitlines()[-1])
+    assert set(names_shown_in(TRAINING)) <= set(record)  # the averaged metrics, under the table's names
     assert record["model_tflops"] > 0
     assert record["mfu"] == pytest.approx(record["model_tflops"] / 0.5)
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from . import checkpoints
 from .inputs import evaluation_dataset, naming_damaged_records, parse_spec
+from .metrics import heldout_means
 from .modeling import BertConfig, BertPretrainer, pretraining_loss
 from .tokenization import SPECIAL_TOKEN_ROLES
 
@@ -103,11 +104,12 @@ def evaluate_checkpoint(
             features["next_sentence_labels"],
         )
         sums = {name: value for name, value in metrics.items() if name.endswith(("_sum", "_count"))}
-        shown = tf.gather(features["input_ids"], features["masked_lm_positions"], batch_dims=1)
-        at_mask = tf.cast(shown == mask_id, tf.float32) * features["masked_lm_weights"]
-        correct = tf.cast(tf.argmax(mlm_logits, -1, output_type=tf.int32) == features["masked_lm_ids"], tf.float32)
-        sums["at_mask_correct_sum"] = tf.reduce_sum(at_mask * correct)
-        sums["at_mask_weight_sum"] = tf.reduce_sum(at_mask)
+        if tokens:  # the [MASK] token is known
+            shown = tf.gather(features["input_ids"], features["masked_lm_positions"], batch_dims=1)
+            at_mask = tf.cast(shown == mask_id, tf.float32) * features["masked_lm_weights"]
+            correct = tf.cast(tf.argmax(mlm_logits, -1, output_type=tf.int32) == features["masked_lm_ids"], tf.float32)
+            sums["at_mask_correct_sum"] = tf.reduce_sum(at_mask * correct)
+            sums["at_mask_weight_sum"] = tf.reduce_sum(at_mask)
         return sums
 
     totals: dict[str, float] = {}
@@ -123,24 +125,10 @@ def evaluate_checkpoint(
             if baseline_token_id is not None:
                 hits = (features["masked_lm_ids"].numpy() == baseline_token_id) * features["masked_lm_weights"].numpy()
                 totals["baseline_correct_sum"] = totals.get("baseline_correct_sum", 0.0) + float(hits.sum())
-    result = {
-        "checkpoint": prefix,
-        "step": checkpoints.step_of(prefix),
-        "instances": instances,
-        "masked_lm_accuracy": totals.get("mlm_correct_sum", 0.0) / max(totals.get("mlm_weight_sum", 0.0), 1e-9),
-        "masked_lm_loss": totals.get("mlm_loss_sum", 0.0) / max(totals.get("mlm_weight_sum", 0.0), 1e-9),
-    }
-    if tokens:
-        result["masked_lm_accuracy_at_mask_tokens"] = totals["at_mask_correct_sum"] / max(totals["at_mask_weight_sum"], 1e-9)
-    if baseline_token_id is not None:
-        result["masked_lm_baseline_accuracy"] = totals["baseline_correct_sum"] / max(totals["mlm_weight_sum"], 1e-9)
-        result["masked_lm_baseline_token"] = tokens[baseline_token_id] if tokens else baseline_token_id
-        result["masked_lm_baseline_training_instances"] = baseline_instances
-    if use_next_sentence_prediction:
-        count = max(totals.get("nsp_example_count", 0.0), 1e-9)
-        result["next_sentence_accuracy"] = totals["nsp_correct_sum"] / count
-        result["next_sentence_loss"] = totals["nsp_loss_sum"] / count
-        result["loss"] = result["masked_lm_loss"] + result["next_sentence_loss"]
-    else:
-        result["loss"] = result["masked_lm_loss"]
+    result = {"checkpoint": prefix, "step": checkpoints.step_of(prefix), "instances": instances}
+    for name, value in heldout_means(totals, next_sentence=use_next_sentence_prediction).items():
+        result[name] = value
+        if name == "masked_lm_baseline_accuracy":  # the baseline's token beside it, as eval.json always had them
+            result["masked_lm_baseline_token"] = tokens[baseline_token_id] if tokens else baseline_token_id
+            result["masked_lm_baseline_training_instances"] = baseline_instances
     return result

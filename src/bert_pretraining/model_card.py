@@ -20,7 +20,7 @@ from .bert_config import (
     hf_architecture,
     parameter_count,
 )
-from .report import accuracy_against_baseline
+from .metrics import CARD, accuracy_against_baseline, is_next_sentence, shown_in
 from .tokenization import SPECIAL_TOKENS
 
 
@@ -35,13 +35,13 @@ def _section(name: str, **values) -> str:
     return _template(name, **values) + "\n\n"
 
 
-def _number(value, digits=4):
+def _number(value, spec=".4f"):
     if isinstance(value, bool) or value is None:
         return "–"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return format(value, spec)
     return str(value)
 
 
@@ -118,7 +118,7 @@ def _corpus_section(sidecars: list[tuple[str, dict]]) -> str:
             f"| sequence length {_number(sidecar.get('max_seq_length'))} | {_number(sidecar.get('num_instances'))} | "
             f"{_number(heldout.get('num_instances'))} | {_number(sidecar.get('num_documents'))} | "
             f"{_number(sidecar.get('num_tokens'))} | {_number(sidecar.get('dupe_factor'))} | "
-            f"{_number(sidecar.get('masked_lm_prob'), 2)} | {_yes_no(sidecar.get('do_whole_word_mask'))} |"
+            f"{_number(sidecar.get('masked_lm_prob'), '.2f')} | {_yes_no(sidecar.get('do_whole_word_mask'))} |"
         )
     return _section("corpus", rows="\n".join(lines))
 
@@ -127,20 +127,21 @@ def _evaluation_section(rows: list[dict], use_next_sentence_prediction: bool) ->
     evaluated = [row for row in rows if row.get("eval")]
     if not evaluated:
         return ""
+    columns = [metric for metric in shown_in(CARD) if use_next_sentence_prediction or not is_next_sentence(metric)]
     lines = []
     for row in evaluated:
         result = row["eval"]
-        line = (
-            f"| {row.get('name', '–')} | {_number(result.get('step'))} | {_number(result.get('instances'))} | "
-            f"{accuracy_against_baseline(result)} | {_number(result.get('masked_lm_loss'))} |"
-        )
-        if use_next_sentence_prediction:
-            line += f" {_number(result.get('next_sentence_accuracy'))} | {_number(result.get('next_sentence_loss'))} |"
+        line = f"| {row.get('name', '–')} | {_number(result.get('step'))} | {_number(result.get('instances'))} |"
+        for metric in columns:
+            # The masked-LM accuracy beside its baseline: did the model learn more than token frequencies?
+            shown = (accuracy_against_baseline(result) if metric.name == "masked_lm_accuracy"
+                     else _number(result.get(metric.name), metric.format))
+            line += f" {shown} |"
         lines.append(line)
     return _section(
         "evaluation",
-        next_sentence_columns=" next-sentence accuracy | next-sentence loss |" if use_next_sentence_prediction else "",
-        next_sentence_rule=" --- | --- |" if use_next_sentence_prediction else "",
+        columns="".join(f" {metric.label} |" for metric in columns),
+        rule=" --- |" * len(columns),
         rows="\n".join(lines),
     )
 

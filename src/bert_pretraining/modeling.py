@@ -433,20 +433,23 @@ def pretraining_loss(
         nsp_logits is None.
 
     Returns:
-      (total_loss, metrics). total_loss = mlm_loss + nsp_loss (Google's
-      formulas; nsp_loss left out without NSP). metrics holds float32 scalars:
+      (total_loss, metrics). total_loss = masked-LM loss + next-sentence loss
+      (Google's formulas; the latter left out without NSP). metrics holds
+      float32 scalars, named as in Google's evaluation (metrics.TABLE):
 
-      * ``mlm_loss``: sum(w * xent) / (sum(w) + 1e-5), the training loss term.
-      * ``mlm_accuracy``: sum(w * correct) / sum(w) (0 when sum(w) is 0).
+      * ``masked_lm_loss``: sum(w * xent) / (sum(w) + 1e-5), the training
+        loss term.
+      * ``masked_lm_accuracy``: sum(w * correct) / sum(w) (0 when sum(w) is 0).
       * ``mlm_loss_sum``, ``mlm_correct_sum``, ``mlm_weight_sum``: the
         weighted sums behind them. Summed over many batches, loss_sum /
         weight_sum and correct_sum / weight_sum give the exact evaluation
         means (Google's weighted tf.metrics.mean / accuracy), whatever the
-        number of predictions per batch.
+        number of predictions per batch (metrics.heldout_means).
 
       With NSP only:
 
-      * ``nsp_loss``: mean cross-entropy; ``nsp_accuracy``: mean correctness.
+      * ``next_sentence_loss``: mean cross-entropy; ``next_sentence_accuracy``:
+        mean correctness.
       * ``nsp_loss_sum``, ``nsp_correct_sum``, ``nsp_example_count``: sums
         for exact evaluation likewise.
     """
@@ -467,8 +470,8 @@ def pretraining_loss(
     mlm_correct_sum = tf.reduce_sum(label_weights * correct)
     mlm_loss = mlm_loss_sum / (mlm_weight_sum + 1e-5)
     metrics = {
-        "mlm_loss": mlm_loss,
-        "mlm_accuracy": tf.math.divide_no_nan(mlm_correct_sum, mlm_weight_sum),
+        "masked_lm_loss": mlm_loss,
+        "masked_lm_accuracy": tf.math.divide_no_nan(mlm_correct_sum, mlm_weight_sum),
         "mlm_loss_sum": mlm_loss_sum,
         "mlm_correct_sum": mlm_correct_sum,
         "mlm_weight_sum": mlm_weight_sum,
@@ -487,8 +490,8 @@ def pretraining_loss(
     nsp_loss = tf.reduce_mean(nsp_per_example)
     metrics.update(
         {
-            "nsp_loss": nsp_loss,
-            "nsp_accuracy": tf.reduce_mean(nsp_correct),
+            "next_sentence_loss": nsp_loss,
+            "next_sentence_accuracy": tf.reduce_mean(nsp_correct),
             "nsp_loss_sum": tf.reduce_sum(nsp_per_example),
             "nsp_correct_sum": tf.reduce_sum(nsp_correct),
             "nsp_example_count": tf.cast(tf.size(labels), tf.float32),

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import math
 import os
 import textwrap
 from statistics import median
 
 from .files import AtomicFile, read_json
+from .metrics import (
+    CURVES, EVALUATION, METRICS, THROUGHPUT, is_next_sentence, names_shown_in, read_metrics_line, shown_in,
+)
 from .progress import format_duration
 from .run_layout import RECORDS_SIDECAR, REPORT_FILES, RunLayout
 
@@ -36,7 +38,9 @@ def read_metrics(paths: list[str]) -> list[dict]:
 
     A segment killed and resumed from an earlier checkpoint logs some steps
     again: the later line wins. A line cut short by a killed job is skipped.
-    Missing files are ignored (a phase that has not logged yet).
+    Missing files are ignored (a phase that has not logged yet). Lines of
+    runs logged under the old metric names are read with today's
+    (``metrics.read_metrics_line``).
     """
     by_key: dict[tuple, dict] = {}
     for path in paths:
@@ -44,14 +48,8 @@ def read_metrics(paths: list[str]) -> list[dict]:
             continue
         with open(path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(record, dict) or "step" not in record:
+                record = read_metrics_line(line)
+                if record is None:
                     continue
                 phase = record.get("phase") or os.path.basename(os.path.dirname(os.path.abspath(path)))
                 record["phase"] = phase
@@ -125,29 +123,7 @@ def segment_rows(metrics: list[dict], segments: list[dict]) -> list[dict]:
     return rows
 
 
-EVAL_COLUMNS = (
-    "step", "instances", "masked_lm_accuracy", "masked_lm_baseline_accuracy", "masked_lm_baseline_token",
-    "masked_lm_accuracy_at_mask_tokens", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss", "loss",
-)
-
-
-def accuracy_against_baseline(result: dict) -> str:
-    """"0.2140, 3.6x the baseline 0.0597 (always 'the'); at [MASK] inputs 0.1210": did it learn more than frequencies?
-
-    The accuracy counts every masked position, 10% of which show the model
-    their own token; at the [MASK] inputs (80%) it has only the context.
-    """
-    accuracy = result.get("masked_lm_accuracy")
-    baseline = result.get("masked_lm_baseline_accuracy")
-    if not isinstance(accuracy, (int, float)):
-        return "unknown"
-    text = f"{accuracy:.4f}"
-    if isinstance(baseline, (int, float)) and baseline > 0:
-        text += f", {accuracy / baseline:.1f}x the baseline {baseline:.4f} (always {result.get('masked_lm_baseline_token')!r})"
-    at_mask = result.get("masked_lm_accuracy_at_mask_tokens")
-    if isinstance(at_mask, (int, float)):
-        text += f"; at [MASK] inputs {at_mask:.4f}"
-    return text
+EVAL_COLUMNS = names_shown_in(EVALUATION)
 
 
 def evaluation_rows(evaluations: dict[str, str]) -> list[dict]:
@@ -432,30 +408,29 @@ def plot_training_curves(metrics: list[dict], segments: list[dict], evaluations:
     """
     plt = _pyplot()
     phases = _phases(metrics) or [s["phase"] for s in segments]
-    has_nsp = any("nsp_accuracy" in r for r in metrics)
-    panels = [("loss", "loss (total; MLM dashed)", "loss"), ("mlm_accuracy", "masked-LM accuracy", "masked_lm_accuracy")]
-    if has_nsp:
-        panels.append(("nsp_accuracy", "next-sentence accuracy", "next_sentence_accuracy"))
+    has_nsp = any("next_sentence_accuracy" in r for r in metrics)
+    panels = [metric for metric in shown_in(CURVES) if has_nsp or not is_next_sentence(metric)]
     figure, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True, squeeze=False)
     evals = {row["phase"]: row for row in evaluations}
-    for ax, (key, label, eval_key) in zip(axes[:, 0], panels):
+    for ax, metric in zip(axes[:, 0], panels):
+        key = metric.name
         for phase in phases:
             colour = _colour(phases, phase)
             steps, values = _series(metrics, phase, key)
             ax.plot(steps, values, color=colour, linewidth=1.4, marker=".", markersize=3, label=phase)
             if key == "loss":
-                steps, values = _series(metrics, phase, "mlm_loss")
+                steps, values = _series(metrics, phase, "masked_lm_loss")
                 ax.plot(steps, values, color=colour, linewidth=1.0, linestyle="--", alpha=0.7)
             result = evals.get(phase)
             baseline = (result or {}).get("masked_lm_baseline_accuracy")
-            if key == "mlm_accuracy" and isinstance(baseline, (int, float)):
+            if key == "masked_lm_accuracy" and isinstance(baseline, (int, float)):
                 ax.axhline(baseline, color=colour, linewidth=0.8, linestyle=":",
                            label=f"{phase} baseline: always the most frequent masked token")
-            if result and isinstance(result.get(eval_key), (int, float)) and "step" in result:
-                ax.plot([result["step"]], [result[eval_key]], marker="*", markersize=11, color=colour,
+            if result and isinstance(result.get(key), (int, float)) and "step" in result:
+                ax.plot([result["step"]], [result[key]], marker="*", markersize=11, color=colour,
                         markeredgecolor="black", linestyle="none", label=f"{phase} held-out eval")
         _mark_segments(ax, segments, phases)
-        ax.set_ylabel(label)
+        ax.set_ylabel(f"{metric.label} (total; MLM dashed)" if key == "loss" else metric.label)
     axes[0, 0].legend(loc="best", fontsize=8)
     axes[-1, 0].set_xlabel("global step")
     figure.suptitle("Training curves (dotted: segment ends, solid: phase start)")
@@ -473,7 +448,7 @@ def plot_learning_rate(metrics: list[dict], segments: list[dict], path: str) -> 
         ax.plot(steps, values, color=_colour(phases, phase), linewidth=1.4, marker=".", markersize=3, label=phase)
     _mark_segments(ax, segments, phases)
     ax.set_xlabel("global step")
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel(METRICS["learning_rate"].label)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     ax.legend(loc="best", fontsize=8)
     ax.set_title("Learning rate (logged at each log interval)")
@@ -486,16 +461,14 @@ def plot_throughput(metrics: list[dict], segments: list[dict], path: str) -> Non
     plt = _pyplot()
     phases = _phases(metrics)
     has_mfu = any("mfu" in r for r in metrics)
-    keys = [("sequences_per_second", "sequences/s"), ("tokens_per_second", "tokens/s")]
-    if has_mfu:
-        keys.append(("mfu", "MFU"))
-    figure, axes = plt.subplots(len(keys), 1, figsize=(8, 2.2 * len(keys)), sharex=True, squeeze=False)
-    for ax, (key, label) in zip(axes[:, 0], keys):
+    panels = [metric for metric in shown_in(THROUGHPUT) if has_mfu or metric.name != "mfu"]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 * len(panels)), sharex=True, squeeze=False)
+    for ax, metric in zip(axes[:, 0], panels):
         for phase in phases:
-            steps, values = _series(metrics, phase, key)
+            steps, values = _series(metrics, phase, metric.name)
             ax.plot(steps, values, color=_colour(phases, phase), linewidth=1.2, marker=".", markersize=3, label=phase)
         _mark_segments(ax, segments, phases)
-        ax.set_ylabel(label)
+        ax.set_ylabel(metric.label)
         ax.set_ylim(bottom=0)
     axes[0, 0].legend(loc="best", fontsize=8)
     axes[-1, 0].set_xlabel("global step")

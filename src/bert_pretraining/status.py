@@ -11,14 +11,14 @@ throughput.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from .checkpoints import list_checkpoints
 from .files import read_json
 from .progress import format_duration
-from .report import accuracy_against_baseline, corpus_documents_summary, corpus_size_summary
+from .metrics import STATUS, STATUS_HELDOUT, accuracy_against_baseline, read_metrics_line, shown_in
+from .report import corpus_documents_summary, corpus_size_summary
 from .prepare import changed_corpus_files
 from .records_sidecar import damaged_records_in
 from .run_inputs import InputChanges, input_changes
@@ -29,7 +29,8 @@ from .tokenization import read_vocabulary
 RUNNING_IF_LOG_CHANGED_WITHIN = 15 * 60  # seconds; a training log line is written at least this often
 
 
-def _last_json_line(path: str) -> dict | None:
+def _last_metrics_line(path: str) -> dict | None:
+    """The last whole line of a metrics.jsonl (metrics.read_metrics_line: old names read as today's)."""
     if not os.path.isfile(path):
         return None
     with open(path, "rb") as handle:
@@ -38,10 +39,9 @@ def _last_json_line(path: str) -> dict | None:
         handle.seek(max(0, size - 65536))
         lines = handle.read().decode("utf-8", errors="replace").splitlines()
     for line in reversed(lines):
-        try:
-            return json.loads(line)
-        except ValueError:
-            continue
+        record = read_metrics_line(line)
+        if record is not None:
+            return record
     return None
 
 
@@ -79,7 +79,7 @@ def run_status(settings: Settings, now: float | None = None) -> dict:
         refs = list_checkpoints(phase_dir) if os.path.isdir(phase_dir) else []
         if refs:
             newest_step = max(newest_step, refs[-1].step)
-        record = _last_json_line(layout.metrics(phase.name))
+        record = _last_metrics_line(layout.metrics(phase.name))
         if record and (latest is None or record["step"] >= latest["step"]):
             latest = record
     run_last_step = segments[-1].end_step
@@ -122,19 +122,27 @@ def format_status(status: dict) -> str:
     lines.append(f"newest checkpoint: step {status['newest_checkpoint_step']} of {status['run_last_step']}")
     latest = status["latest"]
     if latest:
-        lines.append(
-            f"latest log (step {latest['step']}): loss {latest.get('loss', float('nan')):.4f}, "
-            f"MLM accuracy {latest.get('mlm_accuracy', 0):.4f}, "
-            f"{latest.get('sequences_per_second', 0):.1f} seq/s, {latest.get('tokens_per_second', 0):.0f} tokens/s"
-        )
+        lines.append(f"latest log (step {latest['step']}): {_figures(latest, STATUS, ', ')}")
     if status["eta_seconds"] is not None:
         lines.append(f"estimated time to the end of training: {format_duration(status['eta_seconds'])}")
     for phase, result in status["evaluations"].items():
-        line = f"held-out {phase} (step {result.get('step')}): masked-LM accuracy {accuracy_against_baseline(result)}"
-        if isinstance(result.get("next_sentence_accuracy"), (int, float)):
-            line += f"; next-sentence accuracy {result['next_sentence_accuracy']:.4f}"
-        lines.append(line)
+        lines.append(f"held-out {phase} (step {result.get('step')}): {_figures(result, STATUS_HELDOUT, '; ')}")
     return "\n".join(lines)
+
+
+def _figures(record: dict, place: str, separator: str) -> str:
+    """"loss 6.3126, masked-LM accuracy 0.1296, ...": the metrics shown at a place that the record has.
+
+    The masked-LM accuracy is shown beside its baseline when the record has one.
+    """
+    shown = []
+    for metric in shown_in(place):
+        value = record.get(metric.name)
+        if metric.name == "masked_lm_accuracy":
+            shown.append(f"{metric.label} {accuracy_against_baseline(record)}")
+        elif isinstance(value, (int, float)):
+            shown.append(f"{metric.label} {format(value, metric.format)}")
+    return separator.join(shown)
 
 
 def vocabulary_inputs(settings: Settings) -> dict[str, list[str]]:

@@ -6,7 +6,8 @@ the segment's and the run's end, appends the same figures to
 ``<phase dir>/metrics.jsonl`` (read by the status command and the report) and
 writes TensorBoard scalars under ``<phase dir>/tensorboard``. Metrics are
 averaged over the steps since the last line; they are summed on the device,
-so logging costs no extra host-device round trip per step.
+so logging costs no extra host-device round trip per step. Which metrics are
+averaged and which go to TensorBoard, under which names: ``metrics.TABLE``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import time
 import tensorflow as tf
 
 from .flops import device_peak, flops_per_sequence
+from .metrics import TENSORBOARD, TRAINING, names_shown_in
 from .progress import format_duration
 from .run_layout import METRICS_FILE, TENSORBOARD_DIR, TRAINING_LOG_FILE
 
 log = logging.getLogger("bert_pretraining.training")
 
-AVERAGED = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "grad_norm")
+AVERAGED = names_shown_in(TRAINING)
 
 
 def _device_name() -> str | None:
@@ -146,8 +148,8 @@ class TrainingLog:
         log.info(
             "step %d/%d | loss %.4f mlm_acc %.4f nsp_acc %s | lr %.3g | scale %g | skipped %d | "
             "%.1f seq/s %.0f tok/s %.2f TFLOP/s%s | ETA segment %s, run %s",
-            step, self.settings.end_step, record.get("loss", float("nan")), record.get("mlm_accuracy", 0.0),
-            f"{record['nsp_accuracy']:.4f}" if "nsp_accuracy" in record else "-",
+            step, self.settings.end_step, record.get("loss", float("nan")), record.get("masked_lm_accuracy", 0.0),
+            f"{record['next_sentence_accuracy']:.4f}" if "next_sentence_accuracy" in record else "-",
             record["learning_rate"], record["loss_scale"], record["skipped_steps"],
             sequences_per_second, record["tokens_per_second"], record["model_tflops"], mfu,
             format_duration(record["eta_segment_seconds"]),
@@ -156,8 +158,7 @@ class TrainingLog:
         with open(self._metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         with self._writer.as_default(step=step):
-            for name in (*AVERAGED, "learning_rate", "loss_scale", "sequences_per_second", "tokens_per_second",
-                         "model_tflops", "mfu"):
+            for name in names_shown_in(TENSORBOARD):
                 if name in record:
                     tf.summary.scalar(name, record[name])
         self._writer.flush()

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .metrics import heldout_means
+
 # Transformers architectures with a next-sentence head, loaded with AutoModelForPreTraining.
 NEXT_SENTENCE_ARCHITECTURES = ("BertForPreTraining",)
 
@@ -51,11 +53,13 @@ def transformers_heldout_metrics(model_dir, records_file, *, max_seq_length, max
     Every record once. Masked-LM figures are weighted means over the real
     predictions (``masked_lm_weights`` 1; padding predictions weigh 0), the
     next-sentence ones means over instances: exact sums over all batches
-    divided at the end, as ``evaluation.evaluate_checkpoint`` computes them.
-    Returns ``instances``, ``masked_lm_loss``, ``masked_lm_accuracy`` and, for a
-    model with a next-sentence head (config.json's ``architectures`` says
-    ``BertForPreTraining``), ``next_sentence_loss``, ``next_sentence_accuracy``
-    and ``loss`` (their sum, the pretraining loss). Memory grows with
+    divided at the end by ``metrics.heldout_means``, as for
+    ``evaluation.evaluate_checkpoint``. Returns ``instances``,
+    ``masked_lm_accuracy``, ``masked_lm_loss``, for a model with a
+    next-sentence head (config.json's ``architectures`` says
+    ``BertForPreTraining``) ``next_sentence_accuracy`` and
+    ``next_sentence_loss``, and ``loss`` (the pretraining loss: their sum, or
+    the masked-LM loss without the head). Memory grows with
     batch_size x max_seq_length x vocabulary (the model scores every position).
     """
     torch, transformers = _import_torch_and_transformers()
@@ -65,7 +69,9 @@ def transformers_heldout_metrics(model_dir, records_file, *, max_seq_length, max
     with_next_sentence = has_next_sentence_head(model_dir)
     loader = transformers.AutoModelForPreTraining if with_next_sentence else transformers.AutoModelForMaskedLM
     model = loader.from_pretrained(model_dir).eval()
-    totals = dict(mlm_loss=0.0, mlm_correct=0.0, mlm_weight=0.0, nsp_loss=0.0, nsp_correct=0.0)
+    # The sums modeling.pretraining_loss names, for metrics.heldout_means.
+    totals = dict(mlm_loss_sum=0.0, mlm_correct_sum=0.0, mlm_weight_sum=0.0, nsp_loss_sum=0.0, nsp_correct_sum=0.0,
+                  nsp_example_count=0.0)
     instances = 0
     for features in evaluation_dataset(
         [records_file], batch_size=batch_size, max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq
@@ -87,24 +93,15 @@ def transformers_heldout_metrics(model_dir, records_file, *, max_seq_length, max
         labels = as_torch["masked_lm_ids"]
         weights = torch.from_numpy(features["masked_lm_weights"].numpy().astype(np.float64))
         picked = torch.gather(log_probs, 2, labels[:, :, None])[:, :, 0]
-        totals["mlm_loss"] += float(-(picked * weights).sum())
-        totals["mlm_correct"] += float(((log_probs.argmax(-1) == labels).double() * weights).sum())
-        totals["mlm_weight"] += float(weights.sum())
+        totals["mlm_loss_sum"] += float(-(picked * weights).sum())
+        totals["mlm_correct_sum"] += float(((log_probs.argmax(-1) == labels).double() * weights).sum())
+        totals["mlm_weight_sum"] += float(weights.sum())
         if with_next_sentence:
             nsp_log_probs = torch.log_softmax(output.seq_relationship_logits.double(), dim=-1)
             nsp_labels = as_torch["next_sentence_labels"].reshape(-1)
-            totals["nsp_loss"] += float(-torch.gather(nsp_log_probs, 1, nsp_labels[:, None]).sum())
-            totals["nsp_correct"] += float((nsp_log_probs.argmax(-1) == nsp_labels).double().sum())
+            totals["nsp_loss_sum"] += float(-torch.gather(nsp_log_probs, 1, nsp_labels[:, None]).sum())
+            totals["nsp_correct_sum"] += float((nsp_log_probs.argmax(-1) == nsp_labels).double().sum())
+            totals["nsp_example_count"] += float(nsp_labels.shape[0])
     if not instances:
         raise ValueError(f"{records_file}: no records to evaluate on")
-    weight = max(totals["mlm_weight"], 1e-9)
-    result = {
-        "instances": instances,
-        "masked_lm_loss": totals["mlm_loss"] / weight,
-        "masked_lm_accuracy": totals["mlm_correct"] / weight,
-    }
-    if with_next_sentence:
-        result["next_sentence_loss"] = totals["nsp_loss"] / instances
-        result["next_sentence_accuracy"] = totals["nsp_correct"] / instances
-        result["loss"] = result["masked_lm_loss"] + result["next_sentence_loss"]
-    return result
+    return {"instances": instances, **heldout_means(totals, next_sentence=with_next_sentence)}
