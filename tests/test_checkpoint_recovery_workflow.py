@@ -8,6 +8,7 @@ import pytest
 
 from bert_pretraining import checkpoints
 from bert_pretraining.files import file_sha256
+from bert_pretraining.run_layout import RunLayout
 from checkpoint_helpers import read_all_tensors
 from fault_helpers import CONFIG, PHASE1, PHASE2, RUN, write_small_config
 from workflow_helpers import fresh_clone, snakemake
@@ -33,12 +34,13 @@ def rerun(workdir):
 def test_a_cut_final_checkpoint_is_repaired_and_the_run_ends_with_the_same_model(tmp_path):
     workdir = fresh_clone(str(tmp_path / "clone"))
     write_small_config(workdir)
-    run_dir = os.path.join(workdir, "results", RUN)
+    layout = RunLayout(os.path.join(workdir, "results", RUN))
     rerun(workdir)
-    middle = os.path.join(run_dir, PHASE1, f"model.ckpt-30{checkpoints.DATA_SUFFIX}")  # a segment's end
-    last = os.path.join(run_dir, PHASE2, "model.ckpt-70")  # the run's last: evaluation and export read it
-    model = os.path.join(run_dir, "export", "hf", "model.safetensors")
-    before = {path: (file_sha256(path), os.stat(path).st_mtime_ns) for path in (middle, last + checkpoints.DATA_SUFFIX)}
+    middle = layout.checkpoint_files(PHASE1, 30)["data"]  # a segment's end
+    last = layout.checkpoint(PHASE2, 70)  # the run's last: evaluation and export read it
+    model = os.path.join(layout.export_dir, "hf", "model.safetensors")
+    last_data = layout.checkpoint_files(PHASE2, 70)["data"]
+    before = {path: (file_sha256(path), os.stat(path).st_mtime_ns) for path in (middle, last_data)}
     weights, exported = read_all_tensors(last), file_sha256(model)
 
     # The published files cut, their .segment-ends copies intact: repaired before the DAG is built.
@@ -53,9 +55,9 @@ def test_a_cut_final_checkpoint_is_repaired_and_the_run_ends_with_the_same_model
 
     # The run's last checkpoint cut in both places before the export was made: set aside, and its
     # segment retrained to the same weights. (With the export made, nothing needs the checkpoint again.)
-    cut_in_half(last + checkpoints.DATA_SUFFIX)
+    cut_in_half(last_data)
     cut_in_half(checkpoints.segment_end_copy(last) + checkpoints.DATA_SUFFIX)
-    shutil.rmtree(os.path.join(run_dir, "export"))
+    shutil.rmtree(layout.export_dir)
     output = rerun(workdir)
     assert "Snakemake will rerun the segment that ends at step 70" in output, output[-6000:]
     assert "--end_step=30 " not in output and "--end_step=60 " not in output
@@ -63,5 +65,5 @@ def test_a_cut_final_checkpoint_is_repaired_and_the_run_ends_with_the_same_model
     assert sorted(retrained) == sorted(weights)
     assert all((retrained[name] == weights[name]).all() for name in weights)
     assert file_sha256(model) == exported
-    damaged = os.listdir(os.path.join(run_dir, PHASE2, checkpoints.DAMAGED_DIR))
+    damaged = os.listdir(layout.damaged(PHASE2))
     assert sorted(damaged) == ["model.ckpt-70-1", "model.ckpt-70-2", "model.ckpt-70.segment-end-copy-1"]

@@ -27,6 +27,7 @@ import time
 import pytest
 
 from bert_pretraining.files import file_sha256
+from bert_pretraining.run_layout import CHECKPOINT_STATE, RunLayout
 from fault_helpers import (
     AFTER_EVENTS,
     ALL_SAVES,
@@ -103,8 +104,9 @@ def check_after_kill(outcome, run_dir, newest_before, history):
     from bert_pretraining import checkpoints
 
     assert not outcome.survivors, f"{replay()} processes survived the kill of the group: {outcome.survivors}\n{history}"
+    layout = RunLayout(run_dir)
     for phase in ALL_SAVES:
-        directory = os.path.join(run_dir, phase)
+        directory = layout.phase_dir(phase)
         for ref in checkpoints.list_checkpoints(directory):
             problems = checkpoints.verify_checkpoint(ref.prefix)
             assert not problems, f"{replay()} a checkpoint with an index is not intact after the kill: {problems}\n{history}"
@@ -113,7 +115,7 @@ def check_after_kill(outcome, run_dir, newest_before, history):
             f"{replay()} {phase}: newest checkpoint went back from {newest_before.get(phase)} to {newest}\n{history}"
         )
         newest_before[phase] = newest
-        state = os.path.join(directory, "checkpoint")
+        state = os.path.join(directory, CHECKPOINT_STATE)
         if os.path.exists(state):
             import tensorflow as tf
 
@@ -123,13 +125,14 @@ def check_after_kill(outcome, run_dir, newest_before, history):
             )
 
 
-def expected_resumes(outcome):
+def expected_resumes(outcome, run_dir):
     """(segment log, step) pairs: a segment killed after an intermediate save must resume there."""
+    layout = RunLayout(run_dir)
     found = []
     for end, (phase, start) in PHASE_OF_SEGMENT.items():
         steps = [s for s in outcome.checkpoints_after_kill.get(phase, []) if start < s < end]
         if steps and end not in outcome.checkpoints_after_kill.get(phase, []):
-            found.append((f"logs/{phase}/segment-{end}.log", max(steps)))
+            found.append((layout.log("pretrain", phase=phase, step=end), max(steps)))
     return found
 
 
@@ -153,10 +156,10 @@ def run_trial(workdir, run_dir, rng, pools, targets, logs_dir, trial, history):
             return resumes
         history.append(f"    complete checkpoints after the kill: {outcome.checkpoints_after_kill}")
         if pools[attempt] is DATA_EVENTS:
-            summaries = [os.path.exists(f"{run_dir}/records/seq{seq}/records.json") for seq in (128, 512)]
+            summaries = [os.path.exists(RunLayout(run_dir).records_sidecar(seq)) for seq in (128, 512)]
             assert not all(summaries), f"{replay()} the kill came after the data stages\n" + "\n".join(history)
         check_after_kill(outcome, run_dir, newest_before, "\n".join(history))
-        resumes += expected_resumes(outcome)
+        resumes += expected_resumes(outcome, run_dir)
     raise AssertionError(f"{replay()} trial {trial} did not finish\n" + "\n".join(history))
 
 
@@ -178,7 +181,7 @@ def test_random_kill9_of_the_whole_workflow_then_rerun(reference, tmp_path):
             # Data stages done: back to step 0, kills land in training (and the phase switch).
             remove_training_results(run_dir)
             pools, export = [TRAINING_EVENTS] * MAX_KILLS_PER_TRIAL, False
-            targets = [f"results/{RUN}/phase512/model.ckpt-70.index"]
+            targets = [RunLayout(os.path.join("results", RUN)).checkpoint_files("phase512", 70)["index"]]
         resumes = run_trial(workdir, run_dir, rng, pools, targets, logs_dir, trial, history)
         problems = result_differences(run_dir, reference, export=export)
         if trial == 0:
@@ -187,9 +190,10 @@ def test_random_kill9_of_the_whole_workflow_then_rerun(reference, tmp_path):
             )
         for log, step in resumes:
             # Each rerun of a segment rewrites its log, and a later kill can leave a newer checkpoint to resume from.
-            resumed = [int(s) for s in RESUMED_FROM.findall(open(os.path.join(run_dir, log)).read())]
+            resumed = [int(s) for s in RESUMED_FROM.findall(open(log).read())]
             if not resumed or resumed[-1] < step:
-                problems.append(f"{log} does not say it resumed from model.ckpt-{step} or later (it says {resumed})")
+                problems.append(f"{os.path.relpath(log, run_dir)} does not say it resumed from model.ckpt-{step} "
+                                f"or later (it says {resumed})")
         history.append(f"  trial {trial}: {'OK' if not problems else problems}")
         assert not problems, f"{replay()} trial {trial}:\n" + "\n".join(problems) + "\n" + "\n".join(history)
     print("\n".join(history) + f"\n{TRIALS} trials in {time.time() - started:.0f} s")
@@ -243,15 +247,16 @@ def test_kill9_of_snakemake_alone_the_orphaned_job_keeps_the_lock(reference, tmp
     workdir = str(tmp_path / "clone")
     shutil.copytree(os.path.dirname(os.path.dirname(reference)), workdir, symlinks=True)
     run_dir = os.path.join(workdir, "results", RUN)
+    layout = RunLayout(run_dir)
     remove_training_results(run_dir)
     with open(tmp_path / "snakemake.log", "w") as log:
         process = subprocess.Popen(
-            snakemake_command(f"results/{RUN}/phase128/model.ckpt-30.index"), cwd=workdir,
+            snakemake_command(os.path.relpath(layout.checkpoint_files("phase128", 30)["index"], workdir)), cwd=workdir,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         deadline = time.time() + 120
-        while not os.path.exists(f"{run_dir}/logs/phase128/segment-30.log"):
+        while not os.path.exists(layout.log("pretrain", phase="phase128", step=30)):
             assert process.poll() is None and time.time() < deadline, open(tmp_path / "snakemake.log").read()[-3000:]
             time.sleep(0.05)
         os.kill(process.pid, signal.SIGKILL)
@@ -431,8 +436,10 @@ def test_a_changed_corpus_stops_a_finished_run_before_anything_runs(reference, t
     try:
         shutil.copytree(os.path.dirname(os.path.dirname(reference)), workdir, symlinks=True, dirs_exist_ok=True)
         run_dir = os.path.join(workdir, "results", RUN)
+        layout = RunLayout(run_dir)
         corpus = os.path.join(workdir, "demo", "corpus", "python-docs.jsonl.zst")
-        kept = {path: file_sha256(os.path.join(run_dir, path)) for path in ("vocab.txt", "export/hf/model.safetensors")}
+        kept = {path: file_sha256(path)
+                for path in (layout.vocab, os.path.join(layout.export_dir, "hf", "model.safetensors"))}
         original = open(corpus, "rb").read()
         append_document(corpus, "A document added after the run finished. It changes the vocabulary and records.")
         since = min(ref.step for ref in checkpoints_of(run_dir))
@@ -453,7 +460,7 @@ def test_a_changed_corpus_stops_a_finished_run_before_anything_runs(reference, t
                                 env={**os.environ, "HOME": workdir})
         output = result.stdout + result.stderr
         assert result.returncode != 0 and told in output and "ProtectedOutputException" not in output, output[-3000:]
-        assert {path: file_sha256(os.path.join(run_dir, path)) for path in kept} == kept  # nothing was remade
+        assert {path: file_sha256(path) for path in kept} == kept  # nothing was remade
         # The content restored, with a new modification time: no alarm.
         with open(corpus, "wb") as handle:
             handle.write(original)
@@ -469,5 +476,5 @@ def checkpoints_of(run_dir: str):
 
     return [
         ref for phase in ALL_SAVES
-        for ref in checkpoints.list_checkpoints(os.path.join(run_dir, phase), include_segment_ends=False)
+        for ref in checkpoints.list_checkpoints(RunLayout(run_dir).phase_dir(phase), include_segment_ends=False)
     ]

@@ -15,6 +15,7 @@ import pytest
 
 from bert_pretraining.bert_config import BertConfig, hf_name, variable_shapes
 from bert_pretraining.errors import ConfigError
+from bert_pretraining.run_layout import RunLayout
 from bert_pretraining.settings import init_from_report, load_settings
 from bert_pretraining.source_model import GOOGLE, TRANSFORMERS, check_weights, inspect_source, read_weights
 from bert_pretraining.tokenization import read_vocabulary, train_vocabulary
@@ -235,7 +236,7 @@ def clone(tmp_path_factory):
 
 
 def run_workflow(workdir, name, *, steps, learning_rate, init_from=None):
-    """A one-phase run on the small corpus; returns its results directory."""
+    """A one-phase run on the small corpus; returns its results directory's layout."""
     config = load_yaml(os.path.join(workdir, "demo/config.yaml"))
     config.update(run_name=name, init_from=init_from)
     config["corpus"].update(files=["small-corpus/*.txt"], num_shards=2, heldout_fraction=0.05)
@@ -247,14 +248,14 @@ def run_workflow(workdir, name, *, steps, learning_rate, init_from=None):
     write_yaml(os.path.join(workdir, f"{name}.yaml"), config)
     result = snakemake(workdir, "--configfile", f"{name}.yaml", "--cores", "2", timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return os.path.join(workdir, "results", name), result
+    return RunLayout(os.path.join(workdir, "results", name)), result
 
 
 @pytest.fixture(scope="module")
 def trained_source(clone):
     """This project's own export of a briefly trained model: tf/ is Google's layout, hf/ Transformers'."""
     run, _ = run_workflow(clone, "source", steps=60, learning_rate=2e-3)
-    return os.path.join(run, "export")
+    return run.export_dir
 
 
 def exported_weights(export_dir):
@@ -269,7 +270,7 @@ def test_at_a_learning_rate_of_about_zero_the_export_is_the_transformers_source(
     source = transformers_source(tmp_path / "random-hf", tokens, transformers)
     run, result = run_workflow(clone, "continue-hf-zero", steps=4, learning_rate=1e-12, init_from=str(source))
     assert f"init_from: continues from {source}" in result.stderr
-    export_dir = os.path.join(run, "export")
+    export_dir = run.export_dir
     from safetensors.numpy import load_file
 
     ours, theirs = exported_weights(export_dir), load_file(str(source / "model.safetensors"))
@@ -280,7 +281,7 @@ def test_at_a_learning_rate_of_about_zero_the_export_is_the_transformers_source(
     assert hf_config["hidden_act"] == "gelu_new" and hf_config["hidden_size"] == 64
     card = open(os.path.join(export_dir, "README.md"), encoding="utf-8").read()
     assert f"Initialised from `{source}`" in card
-    log = open(os.path.join(run, "logs", "phase128", "segment-4.log"), encoding="utf-8").read()
+    log = open(run.log("pretrain", phase="phase128", step=4), encoding="utf-8").read()
     assert f"initialised from the weights of {source}" in log
 
 
@@ -290,13 +291,13 @@ def test_at_a_learning_rate_of_about_zero_a_google_gelu_source_stays_tanh_and_un
     source = os.path.join(trained_source, "tf")
     assert json.load(open(os.path.join(source, "bert_config.json")))["hidden_act"] == "gelu"
     run, _ = run_workflow(clone, "continue-tf-zero", steps=4, learning_rate=1e-12, init_from=source)
-    export_dir = os.path.join(run, "export")
+    export_dir = run.export_dir
     ours, theirs = exported_weights(export_dir), exported_weights(trained_source)
     assert sorted(ours) == sorted(theirs)
     for key, value in ours.items():
         np.testing.assert_allclose(value, theirs[key], atol=1e-6, err_msg=key)
     assert open(os.path.join(export_dir, "tf", "vocab.txt")).read() == open(os.path.join(source, "vocab.txt")).read()
-    assert json.load(open(os.path.join(run, "bert_config.json")))["hidden_act"] == "gelu_tanh"
+    assert json.load(open(run.bert_config))["hidden_act"] == "gelu_tanh"
     assert json.load(open(os.path.join(export_dir, "tf", "bert_config.json")))["hidden_act"] == "gelu"
     assert json.load(open(os.path.join(export_dir, "hf", "config.json")))["hidden_act"] == "gelu_new"
 
@@ -309,15 +310,15 @@ def test_continuing_at_a_normal_learning_rate_keeps_what_the_source_learned(clon
 
     run, _ = run_workflow(clone, f"continue-{layout}", steps=10, learning_rate=1e-4,
                           init_from=os.path.join(trained_source, layout))
-    heldout = os.path.join(run, "records", "seq128", "heldout.tfrecord")
+    heldout = run.records_file(128, "heldout")
     source = transformers_heldout_metrics(
         os.path.join(trained_source, "hf"), heldout, max_seq_length=128, max_predictions_per_seq=20
     )
-    ours = json.load(open(os.path.join(run, "phase128", "eval.json")))
+    ours = json.load(open(run.eval_json("phase128")))
     random_loss = math.log(1000)
     assert source["masked_lm_loss"] < random_loss - 0.5, source  # the source learned something
     assert ours["masked_lm_loss"] <= source["masked_lm_loss"] + 0.05, (ours, source)
-    shutil.rmtree(os.path.join(run, "phase128"))  # keep the module's disk use small
+    shutil.rmtree(run.phase_dir("phase128"))  # keep the module's disk use small
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import pytest
 import zstandard
 
 from bert_pretraining.corpus import iter_documents
+from bert_pretraining.run_layout import RunLayout
 from workflow_helpers import fresh_clone, snakemake, write_yaml
 
 import finnish_corpus
@@ -24,14 +25,14 @@ def run_to_records(workdir, name, files, **corpus):
         "records": {"dupe_factor": 1},
     }
     path = write_yaml(os.path.join(workdir, f"{name}.yaml"), config)
-    target = f"results/{name}/records/seq128/records.json"
+    target = RunLayout(os.path.join("results", name)).records_sidecar(128)
     result = snakemake(workdir, "--configfile", path, "--cores", "2", target, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return os.path.join(workdir, "results", name)
 
 
 def shards(run_dir):
-    corpus = os.path.join(run_dir, "corpus")
+    corpus = RunLayout(run_dir).corpus_dir
     return {name: open(os.path.join(corpus, name), "rb").read() for name in sorted(os.listdir(corpus)) if name.endswith(".txt")}
 
 
@@ -59,16 +60,16 @@ def runs(tmp_path_factory):
 
 
 def records_sidecar(run_dir):
-    with open(os.path.join(run_dir, "records", "seq128", "records.json"), encoding="utf-8") as handle:
+    with open(RunLayout(run_dir).records_sidecar(128), encoding="utf-8") as handle:
         return json.load(handle)
 
 
 def test_jsonl_and_parquet_give_the_same_shards_with_each_document_once(runs):
     assert shards(runs["jsonl"]) == shards(runs["parquet"])
-    corpus = os.path.join(runs["jsonl"], "corpus")
-    documents = list(iter_documents([os.path.join(corpus, name) for name in shards(runs["jsonl"])]))
+    layout = RunLayout(runs["jsonl"])
+    documents = list(iter_documents([os.path.join(layout.corpus_dir, name) for name in shards(runs["jsonl"])]))
     assert sorted(map(tuple, documents)) == sorted(map(tuple, runs["gold"]))
-    with open(os.path.join(corpus, "statistics.json"), encoding="utf-8") as handle:
+    with open(layout.corpus_statistics, encoding="utf-8") as handle:
         statistics = json.load(handle)
     assert statistics["total"]["duplicates"] == 20 and statistics["total"]["kept"] == len(runs["gold"])
     assert [entry["format"] for entry in statistics["files"]] == ["jsonl", "jsonl"]

@@ -35,6 +35,7 @@ import pytest
 
 import slurm_testbed
 from bert_pretraining.job_resources import gpus_per_node
+from bert_pretraining.run_layout import RunLayout
 from workflow_helpers import REPO, fresh_clone, load_yaml, snakemake_command, write_yaml
 
 # The cluster's tests are marked slurm; the profiles' dry runs need only Snakemake and its SLURM plugin.
@@ -382,7 +383,8 @@ def slurm_demo(slurm_cluster, tmp_path_factory):
     profile_values = load_yaml(os.path.join(workdir, profile, "config.yaml"))
     env = dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT)
     args = snakemake_command("--profile", profile, "--configfile", config, "--verbose")
-    phase1 = os.path.join(workdir, "results", RUN, "phase128")
+    layout = RunLayout(os.path.join(workdir, "results", RUN))
+    phase1 = layout.phase_dir("phase128")
     started = time.time()
 
     # Run 1, without retries so that a failed job fails the run (the profile's retries
@@ -402,7 +404,7 @@ def slurm_demo(slurm_cluster, tmp_path_factory):
             if newest_checkpoint_step(phase1, first_end, CANCELLED_SEGMENT_END) is not None:
                 cancelled_job = job_of_rule(f"rule_pretrain_phase128_wildcards_{CANCELLED_SEGMENT_END}")
                 assert cancelled_job, "no queued job for the second segment"
-                first_segment_mtime = os.stat(f"{phase1}/model.ckpt-{first_end}.index").st_mtime_ns
+                first_segment_mtime = os.stat(layout.checkpoint_files("phase128", first_end)["index"]).st_mtime_ns
                 subprocess.run(["scancel", cancelled_job], check=True, timeout=30)
             time.sleep(0.2)
         sacct_final(cancelled_job, timeout=120)
@@ -432,7 +434,7 @@ def slurm_demo(slurm_cluster, tmp_path_factory):
     with open(os.path.join(workdir, "run2.log"), "w") as handle:
         handle.write(output2)
     return SimpleNamespace(
-        workdir=workdir, run=os.path.join(workdir, "results", RUN), testbed=slurm_cluster, profile=profile_values,
+        workdir=workdir, layout=layout, testbed=slurm_cluster, profile=profile_values,
         returncode1=process.returncode, output1=output1, returncode2=result.returncode, output2=output2,
         cancelled_job=cancelled_job, newest_after_cancel=newest_after_cancel, interrupted=interrupted,
         first_segment_mtime=first_segment_mtime, run1_seconds=run1_seconds,
@@ -452,10 +454,10 @@ def test_the_demo_finishes_through_the_profile_after_a_rerun(slurm_demo):
     assert demo.returncode1 != 0, "run 1 should fail: its segment job was cancelled " + where(demo)
     assert demo.returncode2 == 0, demo.output2[-6000:] + where(demo)
     for step in PHASE1_SEGMENTS:
-        assert os.path.exists(f"{demo.run}/phase128/model.ckpt-{step}.index")
-    assert os.path.exists(f"{demo.run}/phase512/model.ckpt-{PHASE2_END}.index")
+        assert os.path.exists(demo.layout.checkpoint_files("phase128", step)["index"])
+    assert os.path.exists(demo.layout.checkpoint_files("phase512", PHASE2_END)["index"])
     for phase in ("phase128", "phase512"):
-        assert os.path.exists(f"{demo.run}/{phase}/eval.json")
+        assert os.path.exists(demo.layout.eval_json(phase))
 
 
 @pytest.mark.slow
@@ -538,13 +540,14 @@ def test_a_cancelled_segment_resumes_from_its_newest_checkpoint(slurm_demo):
     assert demo.cancelled_job, "no job was cancelled " + where(demo)
     step = demo.newest_after_cancel
     assert step is not None and PHASE1_SEGMENTS[0] < step < CANCELLED_SEGMENT_END, step
-    log = open(f"{demo.run}/logs/phase128/segment-{CANCELLED_SEGMENT_END}.log").read()
+    log = open(demo.layout.log("pretrain", phase="phase128", step=CANCELLED_SEGMENT_END)).read()
     # The cancelled job started from the first segment's checkpoint; the rerun's from the newest one.
-    assert f"resuming from results/{RUN}/phase128/model.ckpt-{step} (step {step})" in log, log[-3000:]
+    newest = os.path.relpath(demo.layout.checkpoint("phase128", step), demo.workdir)  # results/<run>/...
+    assert f"resuming from {newest} (step {step})" in log, log[-3000:]
     assert f"rank 0 of {RANKS}" in log, log[-3000:]
     # The finished segment was neither retrained nor resubmitted.
     first = PHASE1_SEGMENTS[0]
-    assert os.stat(f"{demo.run}/phase128/model.ckpt-{first}.index").st_mtime_ns == demo.first_segment_mtime
+    assert os.stat(demo.layout.checkpoint_files("phase128", first)["index"]).st_mtime_ns == demo.first_segment_mtime
     rerun_segments = [comment for comment, _ in submissions(demo.output2) if comment.startswith("rule_pretrain")]
     assert f"rule_pretrain_phase128_wildcards_{first}" not in rerun_segments, rerun_segments
     assert f"rule_pretrain_phase128_wildcards_{CANCELLED_SEGMENT_END}" in rerun_segments, rerun_segments
@@ -585,7 +588,8 @@ def test_a_segment_that_cannot_run_fails_once_without_being_submitted(slurm_clus
     assert len(re.findall(r"^(?:local)?rule check_phase128:", output, re.MULTILINE)) == 1, output[-6000:]
     assert output.count("Error in rule check_phase128:") == 1, output[-6000:]
     assert "Trying to restart" not in output, output[-6000:]
-    log = open(os.path.join(workdir, "results", RUN, "logs", "phase128", f"check-{SEGMENT_STEPS}.log")).read()
+    layout = RunLayout(os.path.join(workdir, "results", RUN))
+    log = open(layout.log("check", phase="phase128", step=SEGMENT_STEPS)).read()
     assert "fewer than one batch of 100000" in log, log[-3000:]
     # A rerun refuses it at once, before anything is submitted: the records exist now.
     again = subprocess.run(args + ["-n"], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
@@ -613,7 +617,7 @@ def test_many_small_corpus_files_are_prepared_in_one_slurm_job_when_grouped(slur
     write_yaml(config_path, config)
     profile = write_testbed_profile(workdir)
     env = dict(os.environ, SBATCH_ACCOUNT=slurm_testbed.ACCOUNT)
-    target = f"results/{RUN}/corpus/statistics.json"
+    target = RunLayout(os.path.join("results", RUN)).corpus_statistics
     result = subprocess.run(
         snakemake_command(target, "--profile", profile, "--configfile", config_path, "--verbose",
                           "--groups", "prepare_corpus=prepare", "--group-components", "prepare=4"),
@@ -641,12 +645,13 @@ def test_every_profile_trains_a_segment_on_the_test_cluster(profile, slurm_demo,
     """
     workdir = str(tmp_path / "clone")
     shutil.copytree(slurm_demo.workdir, workdir, symlinks=True)
-    for name in ("phase128", "phase512", "export", "report"):
-        shutil.rmtree(os.path.join(workdir, "results", RUN, name), ignore_errors=True)
+    layout = RunLayout(os.path.join(workdir, "results", RUN))
+    for path in (layout.phase_dir("phase128"), layout.phase_dir("phase512"), layout.export_dir, layout.report_dir):
+        shutil.rmtree(path, ignore_errors=True)
     testbed_profile = write_testbed_profile(workdir, profile)
     values = load_yaml(os.path.join(workdir, testbed_profile, "config.yaml"))
     first_end = PHASE1_SEGMENTS[0]
-    target = f"results/{RUN}/phase128/model.ckpt-{first_end}.index"
+    target = os.path.relpath(layout.checkpoint_files("phase128", first_end)["index"], workdir)
     result = subprocess.run(
         snakemake_command("--profile", testbed_profile, "--configfile", "slurm.yaml", "--verbose", target),
         cwd=workdir, capture_output=True, text=True, timeout=900,
@@ -659,7 +664,7 @@ def test_every_profile_trains_a_segment_on_the_test_cluster(profile, slurm_demo,
     assert option(words, "-p") == expected["slurm_partition"] and option(words, "--gres") == expected["gres"], words
     assert option(words, "--nodes") == str(expected["nodes"]), words
     assert option(words, "--ntasks-per-node") == str(expected["tasks_per_node"]), words
-    log = open(os.path.join(workdir, "results", RUN, "logs", "phase128", f"segment-{first_end}.log")).read()
+    log = open(layout.log("pretrain", phase="phase128", step=first_end)).read()
     ranks = expected["nodes"] * expected["tasks_per_node"]
     precision = values.get("config", {}).get("training", {}).get("precision") or load_yaml(
         os.path.join(workdir, "slurm.yaml"))["training"]["precision"]

@@ -31,6 +31,7 @@ import time
 import pytest
 
 import slurm_testbed
+from bert_pretraining.run_layout import RunLayout
 from test_distributed import (  # noqa: F401  (data is a fixture)
     MAIN_PYTHON,
     RUN_PRETRAINING,
@@ -211,11 +212,11 @@ def test_the_demo_through_the_profile_with_horovod(slurm_cluster, tmp_path):
     )
     where = f"(clone {workdir}; SLURM logs in {slurm_cluster.log_dir})"
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-6000:] + where
-    run = os.path.join(workdir, "results", config["run_name"])
+    layout = RunLayout(os.path.join(workdir, "results", config["run_name"]))
     last = config["phases"][1]["last_step"]
-    assert os.path.exists(f"{run}/phase512/model.ckpt-{last}.index") and os.path.exists(f"{run}/export")
+    assert os.path.exists(layout.checkpoint_files("phase512", last)["index"]) and os.path.exists(layout.export_dir)
     for phase, step in (("phase128", SEGMENT_STEPS), ("phase512", last)):
-        log = open(f"{run}/logs/{phase}/segment-{step}.log").read()
+        log = open(layout.log("pretrain", phase=phase, step=step)).read()
         assert f"rank 0 of {RANKS}" in log and "engine horovod" in log, log[-3000:] + where
         assert "Horovod rendezvous" in log, log[-3000:]
-    assert os.path.exists(f"{run}/phase512/eval.json")
+    assert os.path.exists(layout.eval_json("phase512"))

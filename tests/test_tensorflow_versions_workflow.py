@@ -12,6 +12,7 @@ import os
 import pytest
 
 from bert_pretraining.files import read_json
+from bert_pretraining.run_layout import RunLayout
 from fault_helpers import CONFIG, PHASE1, PHASE2, RUN, small_config
 from test_tensorflow_versions import site_tensorflow_params, version_of
 from workflow_helpers import fresh_clone, snakemake, write_yaml
@@ -30,10 +31,10 @@ def run_small(workdir, python=None):
     write_yaml(os.path.join(workdir, CONFIG), config)
     result = snakemake(workdir, "--configfile", CONFIG, "--cores", "2", timeout=1200)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    run_dir = os.path.join(workdir, "results", RUN)
-    assert os.path.exists(os.path.join(run_dir, "export", "hf", "model.safetensors"))
-    logs = "".join(open(path).read() for path in sorted(glob.glob(os.path.join(run_dir, "logs", "phase*", "segment-*.log"))))
-    return {phase: read_json(os.path.join(run_dir, phase, "eval.json")) for phase in (PHASE1, PHASE2)}, logs
+    layout = RunLayout(os.path.join(workdir, "results", RUN))
+    assert os.path.exists(os.path.join(layout.export_dir, "hf", "model.safetensors"))
+    logs = "".join(open(path).read() for path in sorted(glob.glob(layout.log("pretrain", phase="phase*", step="*"))))
+    return {phase: read_json(layout.eval_json(phase)) for phase in (PHASE1, PHASE2)}, logs
 
 
 @pytest.fixture(scope="module")
