@@ -8,7 +8,7 @@ CORES ?= 2
 PIP_FLAGS ?= -q
 
 .PHONY: site-tensorflows horovod demo lint test test-fast test-local test-slurm test-faults dry-run plan repair-records clean-demo bench-records bench-records-quick bench-dry-run \
-	bench-training-step bench-input-pipeline bench-convergence bench-compile-cache
+	bench-training-step bench-input-pipeline bench-convergence bench-optimizer bench-compile-cache
 
 $(VENV)/.installed: pyproject.toml setup.py src/bert_pretraining/_fast_instances.c
 	$(PYTHON) -m venv $(VENV)
@@ -126,5 +126,7 @@ bench-input-pipeline: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/input_pipeline_benchmark.py
 bench-convergence: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/convergence_benchmark.py
+bench-optimizer: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/optimizer_benchmark.py
 bench-compile-cache: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/compile_cache_benchmark.py

@@ -158,8 +158,12 @@ def write_bert_config(args, vocab_file: Path, path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-def train_ours(args, seed: int, files: dict, out: Path) -> dict:
-    """run_pretraining.py as the workflow runs it, then export_model.py; timing, curve and hf/ directory."""
+def train_ours(args, seed: int, files: dict, out: Path, extra_flags: tuple = ()) -> dict:
+    """run_pretraining.py as the workflow runs it, then export_model.py; timing, curve and hf/ directory.
+
+    ``extra_flags`` are appended to the training's command line (the optimizer benchmark's
+    ``--optimizer`` and ``--gradient_accumulation_steps``).
+    """
     train_dir = out / "train"
     command = [
         sys.executable, str(SCRIPTS / "run_pretraining.py"), "--bert_config_file", str(files["bert_config"]),
@@ -169,7 +173,7 @@ def train_ours(args, seed: int, files: dict, out: Path) -> dict:
         "--num_warmup_steps", str(args.warmup_steps), "--learning_rate", str(args.learning_rate),
         "--precision", "fp32", "--use_xla", "true", "--save_checkpoints_steps", str(args.steps),
         "--keep_checkpoints", "1", "--log_every_steps", str(args.log_every), "--distribution", "none",
-        "--seed", str(seed),
+        "--seed", str(seed), *extra_flags,
     ]
     timing = run_timed(command, out / "train.log", f"our training (seed {seed})")
     curve = read_metrics(train_dir / "metrics.jsonl")
@@ -183,12 +187,17 @@ def train_ours(args, seed: int, files: dict, out: Path) -> dict:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The log lines of metrics.jsonl as curve points."""
+    """The log lines of metrics.jsonl as curve points (the training masked-LM loss as ``mlm_loss``)."""
+    from bert_pretraining.metrics import read_metrics_line
+
     points = []
     for line in path.read_text().splitlines():
-        record = json.loads(line)
-        points.append({name: record.get(name) for name in
-                       ("step", "loss", "mlm_loss", "learning_rate", "sequences_per_second", "steps_per_second")})
+        record = read_metrics_line(line)
+        if record is None:
+            continue
+        point = {name: record.get(name) for name in
+                 ("step", "loss", "learning_rate", "sequences_per_second", "steps_per_second")}
+        points.append(dict(point, mlm_loss=record.get("masked_lm_loss")))
     if not points:
         raise SystemExit(f"{path} is empty; expected one line per {path.parent} log interval")
     return points
