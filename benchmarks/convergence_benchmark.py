@@ -486,23 +486,26 @@ def recipe_differences(args) -> list[str]:
     ]
 
 
-def plot(runs: dict, path: Path, title: str) -> None:
+def plot_curves(lines: list[tuple], path: Path, title: str, xlabel: str = "step", clip_spikes: bool = False) -> None:
+    """Training loss (left) and training masked-LM loss (right) against step.
+
+    ``lines`` holds one (curve, line style, colour, label) per run. ``clip_spikes`` cuts each axis
+    at the highest starting loss: a spike of an unstable run would flatten every other curve.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    colours = {"ours": "tab:blue", "peer": "tab:orange"}
-    styles = ["-", "--", ":", "-."]
-    for system, by_seed in runs.items():
-        for index, (seed, run) in enumerate(sorted(by_seed.items())):
-            steps = [point["step"] for point in run["curve"]]
-            for axis, key in zip(axes, ("loss", "mlm_loss")):
-                axis.plot(steps, [point[key] for point in run["curve"]], styles[index % len(styles)],
-                          color=colours[system], label=f"{SYSTEMS[system]}, seed {seed}")
-    for axis, label in zip(axes, ("training loss (MLM + NSP)", "training masked-LM loss")):
-        axis.set_xlabel("step")
+    for curve, style, colour, label in lines:
+        steps = [point["step"] for point in curve]
+        for axis, key in zip(axes, ("loss", "mlm_loss")):
+            axis.plot(steps, [point[key] for point in curve], style, color=colour, label=label)
+    for axis, key, label in zip(axes, ("loss", "mlm_loss"), ("training loss (MLM + NSP)", "training masked-LM loss")):
+        if clip_spikes and lines:
+            axis.set_ylim(top=max(curve[0][key] for curve, *_ in lines) + 0.2)
+        axis.set_xlabel(xlabel)
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
@@ -510,6 +513,14 @@ def plot(runs: dict, path: Path, title: str) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def plot(runs: dict, path: Path, title: str) -> None:
+    colours = {"ours": "tab:blue", "peer": "tab:orange"}
+    styles = ["-", "--", ":", "-."]
+    plot_curves([(run["curve"], styles[index % len(styles)], colours[system], f"{SYSTEMS[system]}, seed {seed}")
+                 for system, by_seed in runs.items()
+                 for index, (seed, run) in enumerate(sorted(by_seed.items()))], path, title)
 
 
 # --------------------------------------------------------------------------

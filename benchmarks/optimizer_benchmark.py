@@ -200,37 +200,16 @@ def render_curves(args, runs: list[dict]) -> str:
 
 
 def plot(runs: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    """Colour by optimizer, line style by rate."""
     colours = {"adamw": "tab:blue", "lamb": "tab:red"}
     styles = [":", "--", "-", "-."]
     rates = {optimizer: sorted({run["learning_rate"] for run in runs if run["optimizer"] == optimizer})
              for optimizer in OPTIMIZERS}
-    for run in runs:
-        if not run.get("curve"):
-            continue
-        steps = [point["step"] for point in run["curve"]]
-        style = styles[rates[run["optimizer"]].index(run["learning_rate"]) % len(styles)]
-        for axis, key in zip(axes, ("loss", "mlm_loss")):
-            axis.plot(steps, [point[key] for point in run["curve"]], style, color=colours[run["optimizer"]],
-                      label=f"{run['optimizer']} lr {run['learning_rate']:g}, seed {run['seed']}")
-    for axis, key, label in zip(axes, ("loss", "mlm_loss"), ("training loss (MLM + NSP)", "training masked-LM loss")):
-        # Up to the highest starting loss: a spike of an unstable rate would flatten every other curve.
-        starts = [run["curve"][0][key] for run in runs if run.get("curve")]
-        if starts:
-            axis.set_ylim(top=max(starts) + 0.2)
-        axis.set_xlabel("optimizer step")
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    convergence.plot_curves(
+        [(run["curve"], styles[rates[run["optimizer"]].index(run["learning_rate"]) % len(styles)],
+          colours[run["optimizer"]], f"{run['optimizer']} lr {run['learning_rate']:g}, seed {run['seed']}")
+         for run in runs if run.get("curve")],
+        path, title, xlabel="optimizer step", clip_spikes=True)
 
 
 def tensorflow_version() -> str:
