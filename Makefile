@@ -101,10 +101,12 @@ dry-run: $(VENV)/.installed
 	$(VENV)/bin/snakemake -n
 
 # The training plan and the disk it needs: config.yaml, with CONFIG="mine.yaml ..." merged
-# over it as `snakemake --configfile mine.yaml` merges it.
+# over it as `snakemake --configfile mine.yaml` merges it; PROFILE=profiles/slurm adds the
+# training jobs' ranks and global batch (and refuses what `snakemake -n` would).
 CONFIG ?=
+PROFILE ?=
 plan: $(VENV)/.installed
-	$(VENV)/bin/python workflow/scripts/plan.py $(if $(CONFIG),--configfile $(CONFIG))
+	$(VENV)/bin/python workflow/scripts/plan.py $(if $(CONFIG),--configfile $(CONFIG)) $(if $(PROFILE),--profile $(PROFILE))
 
 # Remake the damaged or missing record files of the run of CONFIG, byte-identical (workflow/scripts/repair_records.py).
 repair-records: $(VENV)/.installed

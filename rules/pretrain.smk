@@ -9,7 +9,11 @@
 # attempt would hit (records that do not fit the phase, a batch larger than a
 # rank's records, no engine for the ranks) fails once, in seconds.
 # The segments' inputs, flags and srun launcher are in rules/common.smk.
-from bert_pretraining.job_resources import check_training_job
+from bert_pretraining.job_resources import (
+    TRAINING_RULE_RESOURCES,
+    check_training_job,
+    training_rule,
+)
 from bert_pretraining.status import run_input_changes
 
 # A run is bound to its inputs: its checkpoints record what they were trained
@@ -20,16 +24,14 @@ from bert_pretraining.status import run_input_changes
 if workflow.is_main_process and (_changes := run_input_changes(SETTINGS)):
     raise WorkflowError(f"run {SETTINGS.run_name}: {_changes.describe()}")
 
-# A local run trains in one process; a profile gives nodes, tasks_per_node and mpi.
-TRAINING_RULE_RESOURCES = {"nodes": 1, "tasks_per_node": 1}
 # Ranks of each phase's jobs, refused by the plan when the records cannot feed them.
 TRAINING_RANKS = {
     phase.name: refuse_bad_configuration(
         check_training_job,
         SETTINGS,
         phase,
-        f"pretrain_{phase.name}",
-        rule_resources(f"pretrain_{phase.name}", TRAINING_RULE_RESOURCES),
+        training_rule(phase.name),
+        rule_resources(training_rule(phase.name), TRAINING_RULE_RESOURCES),
         # In a cluster job's own parse, existing records must not fail a job of another rule.
         check_records=workflow.is_main_process,
     )
@@ -64,7 +66,7 @@ for _phase in PHASES:
 
     rule:
         name:
-            f"pretrain_{_phase.name}"
+            training_rule(_phase.name)
         input:
             unpack(segment_inputs_for(_phase)),
             checked=LAYOUT.check_marker(_phase.name, "{step}"),

@@ -8,6 +8,8 @@ Snakemake plans a job ("Job stats"), so nothing can be submitted.
 
 import copy
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -189,6 +191,25 @@ def test_bad_profile_is_refused_by_dry_run(tmp_path, name, profile_edit, config_
     profile = write_profile(tmp_path, profile_edit) if profile_edit else PROFILE
     env = None if "SBATCH_ACCOUNT is not set" in expected else ACCOUNT
     assert_refused(*dry_run(tmp_path, config, "--profile", profile, env=env), expected)
+
+
+RANK_CASES = [case for case in BAD_PROFILES if "rule pretrain_" in case[3]]
+
+
+@pytest.mark.parametrize("name, profile_edit, config_edit, expected", RANK_CASES, ids=[case[0] for case in RANK_CASES])
+def test_bad_profile_is_refused_by_the_plan_as_by_the_dry_run(tmp_path, name, profile_edit, config_edit, expected):
+    """`plan.py --profile` checks the training jobs' resources with the dry run's checks, before anything is queued."""
+    config = fits_the_profile(DEMO)
+    if config_edit:
+        config_edit(config)
+    profile = write_profile(tmp_path, profile_edit) if profile_edit else PROFILE
+    path = write_yaml(tmp_path / "config.yaml", {**config, "results_dir": str(tmp_path / "results")})
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "workflow", "scripts", "plan.py"), "--configfile", str(path),
+         "--profile", profile], cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert_refused(result.returncode, result.stdout + result.stderr, expected)
+    assert "Traceback" not in result.stderr
 
 
 def test_the_demo_through_the_unchanged_profile_is_refused_naming_shards_and_ranks(tmp_path):

@@ -15,6 +15,15 @@ import re
 
 from .errors import ConfigError, WorkflowError
 
+# A local run trains in one process; a profile gives nodes, tasks_per_node and mpi.
+TRAINING_RULE_RESOURCES = {"nodes": 1, "tasks_per_node": 1}
+
+
+def training_rule(phase_name: str) -> str:
+    """The rule that trains a phase's segments (rules/pretrain.smk)."""
+    return f"pretrain_{phase_name}"
+
+
 # $NAME or ${NAME}: Snakemake expands them from the environment when the job is submitted.
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 

@@ -106,9 +106,13 @@ def default_warmup_steps(num_train_steps: int) -> int:
 # ---------------------------------------------------------------- loading
 
 
-def load_settings(configfiles=(), workflow_config: str | None = WORKFLOW_CONFIG) -> Settings:
-    """The settings of the run that `snakemake --configfile F1 F2 ...` would execute."""
-    return settings_from_config(load_config(configfiles, workflow_config))
+def load_settings(configfiles=(), workflow_config: str | None = WORKFLOW_CONFIG, overrides: dict | None = None) -> Settings:
+    """The settings of the run that `snakemake --configfile F1 F2 ...` would execute.
+
+    ``overrides`` are merged last, as Snakemake merges ``--config`` (a
+    profile's ``config:`` key) over every config file.
+    """
+    return settings_from_config(merge_config(load_config(configfiles, workflow_config), overrides or {}))
 
 
 def load_config(configfiles=(), workflow_config: str | None = WORKFLOW_CONFIG) -> dict:

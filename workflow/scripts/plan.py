@@ -1,11 +1,12 @@
 """Print the training plan and the disk the run will need, before anything is submitted.
 
 Reads the run's settings as Snakemake does (config.yaml, then each
---configfile) and, with --profile, the ranks of the training jobs from a
-SLURM profile: the segments of every phase with their step ranges, global
-batch and learning-rate schedule, and an estimate of the disk taken by
-records and checkpoints, so a scratch quota is not discovered on day five.
-No TensorFlow.
+--configfile) and, with --profile, the config values the profile sets and the
+ranks of the training jobs (refused as `snakemake -n` refuses them). Prints
+the segments of every phase with their step ranges, batch (per GPU, and
+global with --profile) and learning-rate schedule, and an estimate of the
+disk taken by records and checkpoints, so a scratch quota is not discovered
+on day five. No TensorFlow.
 """
 
 import argparse
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from bert_pretraining.cli import add_configfile_flag  # noqa: E402
 from bert_pretraining.disk import estimate_disk, format_estimate  # noqa: E402
 from bert_pretraining.errors import run_main  # noqa: E402
+from bert_pretraining.profiles import profile_config, profile_training_ranks  # noqa: E402
 from bert_pretraining.prepare import corpus_sample_warnings, describe_corpus  # noqa: E402
 from bert_pretraining.settings import corpus_files, init_from_report, load_settings  # noqa: E402
 from bert_pretraining.status import run_input_changes  # noqa: E402
@@ -26,9 +28,11 @@ from bert_pretraining.status import run_input_changes  # noqa: E402
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     add_configfile_flag(parser)
+    parser.add_argument("--profile", metavar="DIR", help="the Snakemake profile the run will use (profiles/slurm)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    settings = load_settings(args.configfile)
+    settings = load_settings(args.configfile, overrides=profile_config(args.profile) if args.profile else None)
+    ranks = profile_training_ranks(settings, args.profile) if args.profile else {}
     init_from = init_from_report(settings)
     segments = settings.segments
     estimate = estimate_disk(settings)
@@ -36,6 +40,8 @@ def main(argv=None):
     if args.json:
         print(json.dumps({"run_name": settings.run_name, "init_from": init_from,
                           "segments": [vars(s) for s in segments], "disk": estimate,
+                          "ranks": ranks or None,
+                          "global_batch": {name: global_batch(settings.phase(name), n) for name, n in ranks.items()} or None,
                           "input_changes": vars(changes) if changes else None}, indent=2))
         return 0
     training = settings.training
@@ -52,7 +58,7 @@ def main(argv=None):
         phase = settings.phase(segment.phase)
         print(
             f"  {segment.phase:<9} steps {segment.start_step:>9,} - {segment.end_step:<9,} "
-            f"(batch {phase.batch_size_per_gpu}/GPU, schedule: warmup {phase.num_warmup_steps:,}, "
+            f"(batch {describe_batch(phase, ranks.get(phase.name))}, schedule: warmup {phase.num_warmup_steps:,}, "
             f"decay to 0 at {phase.num_train_steps:,})"
         )
     print(format_estimate(estimate))
@@ -61,6 +67,20 @@ def main(argv=None):
     for warning in corpus_sample_warnings(corpus_files(settings), settings.corpus):
         print(f"WARNING: {warning}")
     return 1 if changes else 0
+
+
+def global_batch(phase, ranks):
+    return phase.batch_size_per_gpu * phase.gradient_accumulation_steps * ranks
+
+
+def describe_batch(phase, ranks):
+    """"128/GPU" without a profile; "128/GPU x 8 ranks = 1,024 sequences per step" with one."""
+    text = f"{phase.batch_size_per_gpu}/GPU"
+    if phase.gradient_accumulation_steps > 1:
+        text += f" x {phase.gradient_accumulation_steps} micro-batches"
+    if ranks is None:
+        return text
+    return f"{text} x {ranks} rank{'s' if ranks > 1 else ''} = {global_batch(phase, ranks):,} sequences per step"
 
 
 if __name__ == "__main__":
