@@ -183,12 +183,17 @@ def test_bad_config_is_refused_by_dry_run(tmp_path, name, edit, expected, profil
     assert_refused(*dry_run(tmp_path, config, *args), expected)
 
 
-@pytest.mark.parametrize("name, profile_edit, config_edit, expected", BAD_PROFILES, ids=[case[0] for case in BAD_PROFILES])
-def test_bad_profile_is_refused_by_dry_run(tmp_path, name, profile_edit, config_edit, expected):
+def bad_profile_case(tmp_path, profile_edit, config_edit):
+    """(config, profile directory) of a BAD_PROFILES case."""
     config = fits_the_profile(DEMO)
     if config_edit:
         config_edit(config)
-    profile = write_profile(tmp_path, profile_edit) if profile_edit else PROFILE
+    return config, write_profile(tmp_path, profile_edit) if profile_edit else PROFILE
+
+
+@pytest.mark.parametrize("name, profile_edit, config_edit, expected", BAD_PROFILES, ids=[case[0] for case in BAD_PROFILES])
+def test_bad_profile_is_refused_by_dry_run(tmp_path, name, profile_edit, config_edit, expected):
+    config, profile = bad_profile_case(tmp_path, profile_edit, config_edit)
     env = None if "SBATCH_ACCOUNT is not set" in expected else ACCOUNT
     assert_refused(*dry_run(tmp_path, config, "--profile", profile, env=env), expected)
 
@@ -199,10 +204,7 @@ RANK_CASES = [case for case in BAD_PROFILES if "rule pretrain_" in case[3]]
 @pytest.mark.parametrize("name, profile_edit, config_edit, expected", RANK_CASES, ids=[case[0] for case in RANK_CASES])
 def test_bad_profile_is_refused_by_the_plan_as_by_the_dry_run(tmp_path, name, profile_edit, config_edit, expected):
     """`plan.py --profile` checks the training jobs' resources with the dry run's checks, before anything is queued."""
-    config = fits_the_profile(DEMO)
-    if config_edit:
-        config_edit(config)
-    profile = write_profile(tmp_path, profile_edit) if profile_edit else PROFILE
+    config, profile = bad_profile_case(tmp_path, profile_edit, config_edit)
     path = write_yaml(tmp_path / "config.yaml", {**config, "results_dir": str(tmp_path / "results")})
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "workflow", "scripts", "plan.py"), "--configfile", str(path),
