@@ -10,7 +10,10 @@ from pathlib import Path
 # TensorFlow (only checking the weights of a TF-checkpoint source, init_from,
 # does, in the main process).
 from bert_pretraining.errors import ConfigError
-from bert_pretraining.job_resources import check_environment_references
+from bert_pretraining.job_resources import (
+    check_environment_references,
+    combine_resources,
+)
 from bert_pretraining.job_flags import format_flags, job_values
 from bert_pretraining.plan import find_segment, previous_segment
 from bert_pretraining.run_layout import (
@@ -98,11 +101,11 @@ def raw_resources(resources):
 def rule_resources(rule_name, declared):
     """A rule's resources before evaluation: the defaults, the rule's own, then --set-resources."""
     settings = workflow.resource_settings
-    return {
-        **raw_resources(settings.default_resources),
-        **declared,
-        **raw_resources(settings.overwrite_resources.get(rule_name)),
-    }
+    return combine_resources(
+        raw_resources(settings.default_resources),
+        declared,
+        raw_resources(settings.overwrite_resources.get(rule_name)),
+    )
 
 
 # Values such as slurm_account: $SBATCH_ACCOUNT are expanded when a job is

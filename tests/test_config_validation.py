@@ -8,12 +8,10 @@ Snakemake plans a job ("Job stats"), so nothing can be submitted.
 
 import copy
 import os
-import subprocess
-import sys
 
 import pytest
 
-from workflow_helpers import REPO, demo_dag_config, load_yaml, snakemake, write_yaml
+from workflow_helpers import REPO, demo_dag_config, load_yaml, run_script, snakemake, write_yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.snakemake]  # about 120 dry runs of a second each
 
@@ -206,10 +204,7 @@ def test_bad_profile_is_refused_by_the_plan_as_by_the_dry_run(tmp_path, name, pr
     """`plan.py --profile` checks the training jobs' resources with the dry run's checks, before anything is queued."""
     config, profile = bad_profile_case(tmp_path, profile_edit, config_edit)
     path = write_yaml(tmp_path / "config.yaml", {**config, "results_dir": str(tmp_path / "results")})
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "workflow", "scripts", "plan.py"), "--configfile", str(path),
-         "--profile", profile], cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    result = run_script("plan.py", "--configfile", path, "--profile", profile)
     assert_refused(result.returncode, result.stdout + result.stderr, expected)
     assert "Traceback" not in result.stderr
 

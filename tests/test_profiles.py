@@ -3,16 +3,15 @@
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bert_pretraining.errors import ConfigError
-from bert_pretraining.profiles import profile_config, profile_resources
-from workflow_helpers import REPO, demo_dag_config, load_yaml, snakemake, write_yaml
+from bert_pretraining.profiles import Profile
+from bert_pretraining.settings import phase_name
+from workflow_helpers import REPO, demo_dag_config, load_yaml, run_script, snakemake, write_yaml
 
 RULE = "pretrain_phase128"
 # The repository's profiles: ranks of a training job (nodes x GPUs per node) as their comments state them.
@@ -25,11 +24,12 @@ def write_profile(directory, profile):
     return str(directory)
 
 
+def profile_resources(profile_dir, rule, declared):
+    return Profile.read(profile_dir).resources(rule, declared)
+
+
 def plan(*args):
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "workflow", "scripts", "plan.py"), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    result = run_script("plan.py", *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -69,7 +69,7 @@ def test_a_missing_or_malformed_profile_is_named(tmp_path):
     with pytest.raises(ConfigError, match="set-resources is 'nodes=2'; expected a mapping of rule names"):
         profile_resources(profile, RULE, {})
     with pytest.raises(ConfigError, match=r"config is \['x'\]; expected a mapping of config keys"):
-        profile_config(profile)
+        Profile.read(profile).config()
 
 
 @pytest.mark.parametrize("name", sorted(PROFILE_RANKS))
@@ -115,4 +115,4 @@ def test_the_plans_ranks_are_the_dry_runs_srun_geometry(tmp_path):
 
 
 def planned_phases(config):
-    return [{"name": f"phase{phase['max_seq_length']}", **phase} for phase in config["phases"]]
+    return [{"name": phase_name(phase["max_seq_length"]), **phase} for phase in config["phases"]]

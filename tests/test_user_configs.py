@@ -3,12 +3,10 @@
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from workflow_helpers import REPO, snakemake, write_yaml
+from workflow_helpers import REPO, run_script, snakemake, write_yaml
 
 
 
@@ -25,10 +23,7 @@ PARTIAL_CONFIGS = {
 
 
 def script(name, *args):
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "workflow", "scripts", name), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    result = run_script(name, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -71,9 +66,6 @@ def test_plan_status_and_dry_run_agree(tmp_path, name):
 def test_plan_refuses_a_bad_partial_config_with_the_key(tmp_path):
     path = write_yaml(tmp_path / "mine.yaml", {"training": {"learning_rate": "fast"}})
     for name in ("plan.py", "status.py"):
-        result = subprocess.run(
-            [sys.executable, os.path.join(REPO, "workflow", "scripts", name), "--configfile", str(path)],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
-        )
+        result = run_script(name, "--configfile", path)
         assert result.returncode == 2, result.stderr
         assert "training.learning_rate (value 'fast')" in result.stderr and "Traceback" not in result.stderr

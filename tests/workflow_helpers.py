@@ -76,6 +76,14 @@ def write_yaml(path, content):
 SNAKEMAKE_ALLOWED = None
 
 
+def run_script(name, *args, timeout=120):
+    """workflow/scripts/<name> with this interpreter, in the repository (config.yaml's relative paths)."""
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "workflow", "scripts", name), *map(str, args)],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+
+
 def snakemake_command(*args):
     """[snakemake, *args], refused in a test that is not marked `snakemake`."""
     if SNAKEMAKE_ALLOWED is False:

@@ -24,6 +24,11 @@ def training_rule(phase_name: str) -> str:
     return f"pretrain_{phase_name}"
 
 
+def combine_resources(defaults: dict, declared: dict, overrides: dict) -> dict:
+    """A rule's resources as Snakemake combines them: the defaults, the rule's own, then --set-resources."""
+    return {**defaults, **declared, **overrides}
+
+
 # $NAME or ${NAME}: Snakemake expands them from the environment when the job is submitted.
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from bert_pretraining.cli import add_configfile_flag  # noqa: E402
 from bert_pretraining.disk import estimate_disk, format_estimate  # noqa: E402
 from bert_pretraining.errors import run_main  # noqa: E402
-from bert_pretraining.profiles import profile_config, profile_training_ranks  # noqa: E402
+from bert_pretraining.profiles import Profile  # noqa: E402
 from bert_pretraining.prepare import corpus_sample_warnings, describe_corpus  # noqa: E402
 from bert_pretraining.settings import corpus_files, init_from_report, load_settings  # noqa: E402
 from bert_pretraining.status import run_input_changes  # noqa: E402
@@ -31,8 +31,9 @@ def main(argv=None):
     parser.add_argument("--profile", metavar="DIR", help="the Snakemake profile the run will use (profiles/slurm)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    settings = load_settings(args.configfile, overrides=profile_config(args.profile) if args.profile else None)
-    ranks = profile_training_ranks(settings, args.profile) if args.profile else {}
+    profile = Profile.read(args.profile) if args.profile else None
+    settings = load_settings(args.configfile, overrides=profile.config() if profile else None)
+    ranks = profile.training_ranks(settings) if profile else {}
     init_from = init_from_report(settings)
     segments = settings.segments
     estimate = estimate_disk(settings)
